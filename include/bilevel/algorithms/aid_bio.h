@@ -1,0 +1,53 @@
+// AID-BiO: approximate implicit differentiation (Ji, Yang & Liang, ICML 2021, Algorithm 1),
+// deterministic (full batch).
+//
+//   1. y <- warm start; T steps y <- y - alpha grad_y g(x, y).
+//   2. Solve H v = grad_y f(x, y) approximately, warm-started at the previous v, by
+//        CG:       N conjugate-gradient iterations, or
+//        Neumann:  N fixed-point steps v <- v - eta (H v - grad_y f).
+//   3. g_hat = grad_x f(x, y) - J(x, y) v.
+//
+// Oracles per outer iteration (m inner samples, n outer samples):
+//   T grad_y G (m each), 1 grad_y F + 1 grad_x F (n), N+1 H v (m) for CG or N for Neumann,
+//   1 J v (m).
+// Communication per outer iteration (q inner, p outer dimension):
+//   CG: T + 1 + N allreduces: T of q doubles (inner steps), 1 of q (the residual
+//   grad_y f - H v0, fused), at most N of q (H p; CG stops early at an exact solution).
+//   Neumann: T + N allreduces: T of q, 1 of 2q (grad_y f and H v0 together), N - 1 of q.
+//   Then the share grad_x f - J v (p doubles) is reduced to the coordinator.
+#ifndef BILEVEL_ALGORITHMS_AID_BIO_H_
+#define BILEVEL_ALGORITHMS_AID_BIO_H_
+
+#include "bilevel/algorithm.h"
+#include "bilevel/linear_solvers.h"
+
+namespace bilevel {
+
+class AidBio : public Algorithm {
+ public:
+  enum class Solver { kConjugateGradient, kNeumann };
+  AidBio(const AlgorithmContext& context, Solver solver);
+
+  std::string Name() const override {
+    return solver_ == Solver::kConjugateGradient ? "aid-cg" : "aid-neumann";
+  }
+  void HypergradientShare(ConstVecRef x, VecRef share) override;
+  std::vector<std::pair<std::string, Vec*>> State() override {
+    return {{"y", &y_}, {"v", &v_}};
+  }
+
+  // The linear-system solution v of the last iteration.
+  const Vec& v() const { return v_; }
+
+ private:
+  Solver solver_;
+  Vec v_;       // warm start of the linear solve
+  Vec fused_;   // scratch: [grad_y f share; H v share]
+  Vec hv_;      // scratch, q
+  Vec jv_;      // scratch, p
+  CgScratch cg_;
+};
+
+}  // namespace bilevel
+
+#endif  // BILEVEL_ALGORITHMS_AID_BIO_H_

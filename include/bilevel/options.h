@@ -1,0 +1,40 @@
+// The solver's options: one field per command-line flag of `bilevel solve`.
+#ifndef BILEVEL_OPTIONS_H_
+#define BILEVEL_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "bilevel/types.h"
+
+namespace bilevel {
+
+struct SolverOptions {
+  std::string algorithm = "aid-cg";  // one of AlgorithmNames()
+  int outer_iters = 100;             // K: outer iterations (hypergradient steps)
+  int inner_steps = 10;              // T: inner (S)GD steps per outer iteration, warm-started
+  int hessian_steps = 10;            // N (AID: CG or fixed-point steps) or Q (stocBiO: Neumann terms)
+  double inner_lr = 0.1;             // alpha: inner step size
+  double outer_lr = 0.1;             // beta: outer step size
+  double eta = 0.1;                  // Neumann / fixed-point scale; needs eta < 1/L
+  Index batch_size = 64;             // stochastic methods: minibatch of each inner step
+  Index outer_batch_size = 0;        // stochastic methods: batch D_F for grad F; 0 = batch_size
+  Index hessian_batch_size = 0;      // stochastic methods: batches B_j and D_G; 0 = batch_size
+  std::uint64_t seed = 0;            // seed of the minibatch generator
+  int eval_every = 10;               // evaluate (metrics, progress) every this many iterations
+  double max_time = 0;               // stop after this many seconds of solver time; 0 = no limit
+  std::string outer_optimizer = "sgd";  // one of OuterOptimizerNames()
+
+  Index EffectiveOuterBatch() const { return outer_batch_size > 0 ? outer_batch_size : batch_size; }
+  Index EffectiveHessianBatch() const {
+    return hessian_batch_size > 0 ? hessian_batch_size : batch_size;
+  }
+
+  // True when every field is in range; otherwise false, with `error` naming the field (as its
+  // command-line flag), the value and the constraint it violates.
+  bool IsValid(std::string* error) const;
+};
+
+}  // namespace bilevel
+
+#endif  // BILEVEL_OPTIONS_H_

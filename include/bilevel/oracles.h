@@ -1,0 +1,50 @@
+// The engine's side of the oracles: calls a problem's oracles on this rank's part of a
+// minibatch, scales the local sums by 1/(global batch size) and counts every call.
+#ifndef BILEVEL_ORACLES_H_
+#define BILEVEL_ORACLES_H_
+
+#include <cstdint>
+
+#include "bilevel/problem.h"
+#include "bilevel/sampler.h"
+
+namespace bilevel {
+
+// Oracle work so far: samples evaluated (over all ranks; a batch of b adds b) and calls.
+struct OracleCounts {
+  std::int64_t grad_f = 0, grad_f_calls = 0;  // grad_x F and grad_y F   (Gc(f))
+  std::int64_t grad_g = 0, grad_g_calls = 0;  // grad_y G and grad_x G   (Gc(g))
+  std::int64_t hvp = 0, hvp_calls = 0;        // H v                     (HV(g))
+  std::int64_t jvp = 0, jvp_calls = 0;        // J v                     (JV(g))
+  std::int64_t value_f = 0, value_g = 0;      // F and G values
+};
+
+// Every method writes this rank's SHARE of the global mean over the minibatch: the local sum
+// divided by the global batch size. Summing the shares over ranks (one allreduce) gives the
+// minibatch mean. No communication happens here.
+class Oracles {
+ public:
+  explicit Oracles(Problem* problem) : problem_(problem) {}
+
+  Problem& problem() { return *problem_; }
+
+  double ValueF(ConstVecRef x, ConstVecRef y, const MiniBatch& b);
+  double ValueG(ConstVecRef x, ConstVecRef y, const MiniBatch& b);
+  void GradXF(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
+  void GradYF(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
+  void GradYG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
+  void GradXG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
+  void HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b, VecRef out);
+  void JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b, VecRef out);
+
+  const OracleCounts& counts() const { return counts_; }
+  void set_counts(const OracleCounts& c) { counts_ = c; }
+
+ private:
+  Problem* problem_;
+  OracleCounts counts_;
+};
+
+}  // namespace bilevel
+
+#endif  // BILEVEL_ORACLES_H_

@@ -1,0 +1,58 @@
+// The coordinator loop: runs an algorithm on a problem across the ranks of a communicator.
+//
+// Each outer iteration k: every rank computes its share of g_hat at x_k (the algorithm's
+// allreduces keep y identical on every rank); the shares are reduced to rank 0, which applies
+// the outer optimizer, decides whether to stop, and broadcasts x_{k+1} with that decision.
+// Rank 0 owns all output through a SolveObserver.
+#ifndef BILEVEL_SOLVER_H_
+#define BILEVEL_SOLVER_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bilevel/communicator.h"
+#include "bilevel/metrics.h"
+#include "bilevel/options.h"
+#include "bilevel/problem.h"
+
+namespace bilevel {
+
+struct SolveSummary {
+  std::string termination;  // "max_iters", "max_time" or "diverged"
+  std::string message;      // one human-readable sentence
+  int iterations = 0;       // outer iterations done (hypergradients computed)
+  double solve_s = 0;       // solver time, excluding evaluations
+  double wall_s = 0;        // wall time of Solve
+  MetricsRecord last;       // the last evaluation record
+};
+
+// Receives the output of a run; called on rank 0 only.
+class SolveObserver {
+ public:
+  virtual ~SolveObserver() = default;
+  // Once, before the first iteration: (name, value) facts about the run.
+  virtual void OnStart(const std::vector<std::pair<std::string, std::string>>& header) {
+    (void)header;
+  }
+  // At every evaluation point.
+  virtual void OnEvaluation(const MetricsRecord& record) { (void)record; }
+};
+
+// Runs options.outer_iters outer iterations (or until max_time or divergence) from the
+// problem's initial point. On return, every rank holds the final x and y. options must be
+// valid (SolverOptions::IsValid).
+//
+// Metrics at evaluation k describe the iterate x_k at which the k-th hypergradient g_hat was
+// formed, with the inner iterate y used for it: `iter` (k, from 1), `time_s` (solver time so
+// far), `outer_loss` f(x_k, y), `hypergrad_norm` |g_hat|, oracle counts (samples)
+// `grad_f`, `grad_g`, `hvp`, `jvp`, communication counts `allreduce_calls`,
+// `allreduce_bytes`, `comm_calls`, `comm_bytes` (all collectives), then the problem's own.
+// Evaluations happen every eval_every iterations and at the last one; their own work is not
+// counted.
+SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& options, Vec* x,
+                   Vec* y, SolveObserver* observer);
+
+}  // namespace bilevel
+
+#endif  // BILEVEL_SOLVER_H_

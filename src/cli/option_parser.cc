@@ -1,0 +1,236 @@
+#include "cli/option_parser.h"
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "bilevel/algorithm.h"
+#include "bilevel/outer_optimizer.h"
+
+namespace po = boost::program_options;
+
+namespace bilevel::cli {
+
+namespace {
+
+std::string Join(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) out += (i ? ", " : "") + names[i];
+  return out;
+}
+
+// Raw option values: learning rates and the batch size may be "auto".
+struct RawValues {
+  std::string inner_lr, outer_lr, eta, batch_size;
+  long long seed = 0, data_seed = 1;
+};
+
+po::options_description Describe(SolveConfig* c, RawValues* raw) {
+  SolverOptions& s = c->solver;
+  QuadraticOptions& q = c->quadratic;
+  po::options_description general("General");
+  general.add_options()
+      ("help,h", po::bool_switch(&c->help), "print this help and exit")
+      ("config", po::value(&c->config_path)->value_name("FILE"),
+       "read options from an INI file (key = value, keys as the long option names); "
+       "the command line wins")
+      ("problem", po::value(&c->problem)->default_value(c->problem)->value_name("NAME"),
+       ("problem to solve: " + Join(ProblemNames())).c_str())
+      ("metrics", po::value(&c->metrics_path)->value_name("FILE"),
+       "write one JSON object per evaluation to FILE")
+      ("output", po::value(&c->output_path)->value_name("FILE.h5"),
+       "write the final x and y to an HDF5 file")
+      ("quiet,q", po::bool_switch(&c->quiet), "no progress on stderr");
+  po::options_description algo("Algorithm");
+  algo.add_options()
+      ("algorithm", po::value(&s.algorithm)->default_value(s.algorithm)->value_name("NAME"),
+       ("hypergradient estimator: " + Join(AlgorithmNames())).c_str())
+      ("outer-iters", po::value(&s.outer_iters)->default_value(s.outer_iters)->value_name("K"),
+       "outer iterations")
+      ("inner-steps", po::value(&s.inner_steps)->default_value(s.inner_steps)->value_name("T"),
+       "inner (S)GD steps per outer iteration, warm-started")
+      ("hessian-steps",
+       po::value(&s.hessian_steps)->default_value(s.hessian_steps)->value_name("N"),
+       "CG or fixed-point steps (aid-*), Neumann terms Q (stocbio)")
+      ("inner-lr", po::value(&raw->inner_lr)->default_value("auto")->value_name("ALPHA"),
+       "inner step size (auto: the problem's recommendation, 1/L for the quadratic)")
+      ("outer-lr", po::value(&raw->outer_lr)->default_value("auto")->value_name("BETA"),
+       "outer step size (auto: the problem's recommendation)")
+      ("eta", po::value(&raw->eta)->default_value("auto")->value_name("ETA"),
+       "Neumann / fixed-point scale, needs eta < 1/L (auto: the problem's recommendation)")
+      ("batch-size", po::value(&raw->batch_size)->default_value("auto")->value_name("B"),
+       "stocbio: minibatch of each inner step (auto: the problem's recommendation)")
+      ("outer-batch-size",
+       po::value(&s.outer_batch_size)->default_value(s.outer_batch_size)->value_name("B"),
+       "stocbio: minibatch for grad F (0: --batch-size)")
+      ("hessian-batch-size",
+       po::value(&s.hessian_batch_size)->default_value(s.hessian_batch_size)->value_name("B"),
+       "stocbio: minibatch of each Hessian factor and of J v (0: --batch-size)")
+      ("outer-optimizer",
+       po::value(&s.outer_optimizer)->default_value(s.outer_optimizer)->value_name("NAME"),
+       ("outer update: " + Join(OuterOptimizerNames())).c_str())
+      ("seed", po::value(&raw->seed)->default_value(raw->seed), "seed of the minibatch sampler")
+      ("eval-every", po::value(&s.eval_every)->default_value(s.eval_every)->value_name("K"),
+       "evaluate and report every K outer iterations (and at the last)")
+      ("max-time", po::value(&s.max_time)->default_value(s.max_time)->value_name("SECONDS"),
+       "stop after this much solver time (0: no limit)");
+  po::options_description quad("Quadratic problem (--problem quadratic)");
+  quad.add_options()
+      ("dim-outer", po::value(&q.dim_outer)->default_value(q.dim_outer)->value_name("P"),
+       "dimension of x")
+      ("dim-inner", po::value(&q.dim_inner)->default_value(q.dim_inner)->value_name("Q"),
+       "dimension of y")
+      ("samples", po::value(&q.samples)->default_value(q.samples)->value_name("M"),
+       "samples of f and of g")
+      ("kappa", po::value(&q.kappa)->default_value(q.kappa), "condition number of the inner Hessian")
+      ("noise", po::value(&q.noise)->default_value(q.noise), "noise of the targets")
+      ("rho", po::value(&q.rho)->default_value(q.rho), "outer regularization weight")
+      ("data-seed", po::value(&raw->data_seed)->default_value(raw->data_seed),
+       "seed of the generated data");
+  po::options_description all;
+  all.add(general).add(algo).add(quad);
+  return all;
+}
+
+int Distance(const std::string& a, const std::string& b) {
+  std::vector<int> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = static_cast<int>(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    int diag = row[0];
+    row[0] = static_cast<int>(i);
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const int up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string UnknownOption(const std::string& name, const po::options_description& desc) {
+  std::string bare = name;
+  while (!bare.empty() && bare[0] == '-') bare.erase(0, 1);
+  std::string best;
+  int best_distance = 4;
+  for (const auto& option : desc.options()) {
+    const int d = Distance(bare, option->long_name());
+    if (d < best_distance) best_distance = d, best = option->long_name();
+  }
+  std::string msg = "unknown option '" + name + "'";
+  if (!best.empty()) msg += " (did you mean --" + best + "?)";
+  return msg + "; 'bilevel solve --help' lists the allowed options";
+}
+
+// "auto" or a finite number > 0.
+bool ParseRate(const std::string& flag, const std::string& text, double* value) {
+  if (text == "auto") return true;
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v) || v <= 0)
+    throw UsageError("option --" + flag + ": '" + text +
+                     "' must be a finite number > 0 or 'auto'");
+  *value = v;
+  return false;
+}
+
+void CheckChoice(const std::string& flag, const std::string& value,
+                 const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end())
+    throw UsageError("option --" + flag + ": '" + value + "' is not one of: " + Join(allowed));
+}
+
+}  // namespace
+
+const std::vector<std::string>& ProblemNames() {
+  static const std::vector<std::string> names = {"quadratic"};
+  return names;
+}
+
+SolveConfig ParseSolveArgs(const std::vector<std::string>& args) {
+  SolveConfig c;
+  RawValues raw;
+  const po::options_description desc = Describe(&c, &raw);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+  } catch (const po::unknown_option& e) {
+    throw UsageError(UnknownOption(e.get_option_name(), desc));
+  } catch (const po::too_many_positional_options_error&) {
+    throw UsageError("unexpected argument; options are written --name value "
+                     "('bilevel solve --help' lists them)");
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  if (vm.count("config")) {
+    const std::string path = vm["config"].as<std::string>();
+    std::ifstream in(path);
+    if (!in) throw UsageError("option --config: cannot read '" + path + "': " + std::strerror(errno));
+    try {
+      po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), vm);
+    } catch (const po::unknown_option& e) {
+      throw UsageError("config file '" + path + "': " + UnknownOption(e.get_option_name(), desc));
+    } catch (const po::error& e) {
+      throw UsageError("config file '" + path + "': " + e.what());
+    }
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  if (c.help) return c;
+
+  CheckChoice("problem", c.problem, ProblemNames());
+  c.auto_inner_lr = ParseRate("inner-lr", raw.inner_lr, &c.solver.inner_lr);
+  c.auto_outer_lr = ParseRate("outer-lr", raw.outer_lr, &c.solver.outer_lr);
+  c.auto_eta = ParseRate("eta", raw.eta, &c.solver.eta);
+  c.auto_batch_size = raw.batch_size == "auto";
+  if (!c.auto_batch_size) {
+    char* end = nullptr;
+    const long long b = std::strtoll(raw.batch_size.c_str(), &end, 10);
+    if (raw.batch_size.empty() || *end != '\0' || b < 1)
+      throw UsageError("option --batch-size: '" + raw.batch_size +
+                       "' must be an integer >= 1 or 'auto'");
+    c.solver.batch_size = b;
+  }
+  if (raw.seed < 0) throw UsageError("option --seed: " + std::to_string(raw.seed) + " must be >= 0");
+  if (raw.data_seed < 0)
+    throw UsageError("option --data-seed: " + std::to_string(raw.data_seed) + " must be >= 0");
+  c.solver.seed = static_cast<std::uint64_t>(raw.seed);
+  c.quadratic.seed = static_cast<std::uint64_t>(raw.data_seed);
+
+  // Everything that does not depend on the problem is checked now, before any data is built.
+  std::string error;
+  if (!c.solver.IsValid(&error)) throw UsageError(error);
+  if (c.problem == "quadratic" && !c.quadratic.IsValid(&error)) throw UsageError(error);
+  return c;
+}
+
+void ResolveDefaults(const ProblemDefaults& defaults, SolveConfig* c) {
+  if (c->auto_inner_lr) c->solver.inner_lr = defaults.inner_lr;
+  if (c->auto_outer_lr) c->solver.outer_lr = defaults.outer_lr;
+  if (c->auto_eta) c->solver.eta = defaults.eta;
+  if (c->auto_batch_size) c->solver.batch_size = defaults.batch_size;
+  std::string error;
+  if (!c->solver.IsValid(&error)) throw UsageError(error);
+}
+
+std::string SolveHelp() {
+  SolveConfig c;
+  RawValues raw;
+  std::ostringstream out;
+  out << "Usage: mpirun -np RANKS bilevel solve [options]\n\n"
+         "Solves min_x f(x, y*(x)), y*(x) = argmin_y g(x, y), with the samples of f and g\n"
+         "sharded over the MPI ranks. Prints progress on stderr and, as the last line of\n"
+         "stdout, a JSON summary.\n\n"
+      << Describe(&c, &raw);
+  return out.str();
+}
+
+}  // namespace bilevel::cli

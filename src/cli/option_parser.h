@@ -1,0 +1,49 @@
+// Command-line and config-file options of `bilevel solve`, with Boost.Program_options.
+#ifndef BILEVEL_SRC_CLI_OPTION_PARSER_H_
+#define BILEVEL_SRC_CLI_OPTION_PARSER_H_
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bilevel/options.h"
+#include "bilevel/problem.h"
+#include "bilevel/problems/quadratic.h"
+
+namespace bilevel::cli {
+
+// A mistake in the command line or config file; the program exits with code 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Everything `bilevel solve` was asked to do. Values the user left at "auto" are filled from
+// the problem's recommendations by ResolveDefaults.
+struct SolveConfig {
+  std::string problem = "quadratic";
+  SolverOptions solver;
+  bool auto_inner_lr = true, auto_outer_lr = true, auto_eta = true, auto_batch_size = true;
+  QuadraticOptions quadratic;
+  std::string config_path;   // --config
+  std::string metrics_path;  // --metrics
+  std::string output_path;   // --output
+  bool quiet = false;
+  bool help = false;
+};
+
+const std::vector<std::string>& ProblemNames();
+
+// Parses the arguments after `solve`. Command-line values win over the config file's.
+// Throws UsageError with one line naming the option (and the file, for config errors).
+SolveConfig ParseSolveArgs(const std::vector<std::string>& args);
+
+// Fills the "auto" values from `defaults`, then checks every option; throws UsageError.
+void ResolveDefaults(const ProblemDefaults& defaults, SolveConfig* config);
+
+// `bilevel solve --help`: every option with its default.
+std::string SolveHelp();
+
+}  // namespace bilevel::cli
+
+#endif  // BILEVEL_SRC_CLI_OPTION_PARSER_H_

@@ -1,0 +1,65 @@
+#include "bilevel/oracles.h"
+
+namespace bilevel {
+
+namespace {
+inline double Inv(const MiniBatch& b) {
+  return b.global_size() > 0 ? 1.0 / static_cast<double>(b.global_size()) : 0.0;
+}
+}  // namespace
+
+double Oracles::ValueF(ConstVecRef x, ConstVecRef y, const MiniBatch& b) {
+  counts_.value_f += b.global_size();
+  return problem_->ValueF(x, y, b.local()) * Inv(b);
+}
+
+double Oracles::ValueG(ConstVecRef x, ConstVecRef y, const MiniBatch& b) {
+  counts_.value_g += b.global_size();
+  return problem_->ValueG(x, y, b.local()) * Inv(b);
+}
+
+void Oracles::GradXF(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out) {
+  counts_.grad_f += b.global_size();
+  ++counts_.grad_f_calls;
+  problem_->GradXF(x, y, b.local(), out);
+  out *= Inv(b);
+}
+
+void Oracles::GradYF(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out) {
+  counts_.grad_f += b.global_size();
+  ++counts_.grad_f_calls;
+  problem_->GradYF(x, y, b.local(), out);
+  out *= Inv(b);
+}
+
+void Oracles::GradYG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out) {
+  counts_.grad_g += b.global_size();
+  ++counts_.grad_g_calls;
+  problem_->GradYG(x, y, b.local(), out);
+  out *= Inv(b);
+}
+
+void Oracles::GradXG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out) {
+  counts_.grad_g += b.global_size();
+  ++counts_.grad_g_calls;
+  problem_->GradXG(x, y, b.local(), out);
+  out *= Inv(b);
+}
+
+void Oracles::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
+                         VecRef out) {
+  counts_.hvp += b.global_size();
+  ++counts_.hvp_calls;
+  problem_->HessianVec(x, y, v, b.local(), out);
+  out *= Inv(b);
+}
+
+void Oracles::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
+                          VecRef out) {
+  counts_.jvp += b.global_size();
+  ++counts_.jvp_calls;
+  problem_->JacobianVec(x, y, v, b.local(), out);
+  out *= Inv(b);
+}
+
+}  // namespace bilevel

@@ -1,0 +1,86 @@
+#include "bilevel/sampler.h"
+
+#include <algorithm>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+
+namespace bilevel {
+
+namespace {
+__extension__ typedef unsigned __int128 Uint128;
+}  // namespace
+
+Shard BlockShard(Index n, int rank, int ranks) {
+  const Index base = n / ranks, extra = n % ranks;
+  Shard s;
+  s.begin = rank * base + std::min<Index>(rank, extra);
+  s.end = s.begin + base + (rank < extra ? 1 : 0);
+  return s;
+}
+
+Sampler::Sampler(const Problem& problem, std::uint64_t seed) : rng_(seed) {
+  for (Split split : {Split::kInner, Split::kOuter}) {
+    const int k = static_cast<int>(split);
+    count_[k] = problem.NumSamples(split);
+    shard_[k] = problem.LocalShard(split);
+  }
+}
+
+void Sampler::Full(Split split, MiniBatch* out) const {
+  const int k = static_cast<int>(split);
+  out->split_ = split;
+  out->full_ = true;
+  out->global_size_ = count_[k];
+  out->local_full_size_ = shard_[k].size();
+  out->local_.clear();
+}
+
+void Sampler::Draw(Split split, Index size, MiniBatch* out) {
+  const int k = static_cast<int>(split);
+  const Index n = count_[k];
+  if (size >= n) {
+    Full(split, out);
+    return;
+  }
+  std::vector<Index>& perm = perm_[k];
+  if (static_cast<Index>(perm.size()) != n) {
+    perm.resize(n);
+    std::iota(perm.begin(), perm.end(), Index{0});
+  }
+  // Partial Fisher-Yates: the first `size` entries become a uniform sample without
+  // replacement; the swaps are then undone so that perm stays the identity and the
+  // generator is the whole state.
+  chosen_.resize(size);
+  for (Index i = 0; i < size; ++i) {
+    // A uniform draw from [0, n - i): the high word of a 64 x 64-bit product.
+    const Index j =
+        i + static_cast<Index>((static_cast<Uint128>(rng_()) * static_cast<Uint128>(n - i)) >> 64);
+    std::swap(perm[i], perm[j]);
+    chosen_[i] = j;
+  }
+  out->split_ = split;
+  out->full_ = false;
+  out->global_size_ = size;
+  out->local_.clear();
+  const Shard& own = shard_[k];
+  for (Index i = 0; i < size; ++i) {
+    if (perm[i] >= own.begin && perm[i] < own.end) out->local_.push_back(perm[i] - own.begin);
+  }
+  for (Index i = size - 1; i >= 0; --i) std::swap(perm[i], perm[chosen_[i]]);
+  std::sort(out->local_.begin(), out->local_.end());
+}
+
+std::string Sampler::SaveState() const {
+  std::ostringstream s;
+  s << rng_;
+  return s.str();
+}
+
+void Sampler::LoadState(const std::string& state) {
+  std::istringstream s(state);
+  s >> rng_;
+  if (!s) throw std::invalid_argument("malformed random generator state");
+}
+
+}  // namespace bilevel
