@@ -30,7 +30,7 @@ struct QuadraticOptions {
   Index samples = 2000;      // m = n; at least q
   double kappa = 10.0;       // condition number of H
   double noise = 0.1;        // sigma
-  double rho = 0.1;          // outer regularization
+  double rho = 0.01;         // outer regularization
   std::uint64_t seed = 1;    // data seed
 
   bool IsValid(std::string* error) const;
