@@ -22,7 +22,9 @@ struct SolverOptions {
   Index hessian_batch_size = 0;      // stochastic methods: batches B_j and D_G; 0 = batch_size
   std::uint64_t seed = 0;            // seed of the minibatch generator
   int eval_every = 10;               // evaluate (metrics, progress) every this many iterations
-  double max_time = 0;               // stop after this many seconds of solver time; 0 = no limit
+  double max_time = 0;               // stop after this many seconds of solver time in this
+                                     // invocation (a resumed run counts afresh); 0 = no limit
+  int checkpoint_every = 0;          // offer a checkpoint every this many iterations; 0 = only at the end
   std::string outer_optimizer = "sgd";  // one of OuterOptimizerNames()
 
   Index EffectiveOuterBatch() const { return outer_batch_size > 0 ? outer_batch_size : batch_size; }

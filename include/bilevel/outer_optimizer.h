@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bilevel/options.h"
@@ -18,6 +19,8 @@ class OuterOptimizer {
   virtual std::string Name() const = 0;
   // Updates x in place given the hypergradient estimate at x.
   virtual void Step(ConstVecRef hypergrad, VecRef x) = 0;
+  // Every vector of the optimizer's state, by name (none for the plain step).
+  virtual std::vector<std::pair<std::string, Vec*>> State() { return {}; }
 };
 
 // x <- x - beta g_hat.

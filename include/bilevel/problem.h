@@ -91,6 +91,11 @@ class Problem {
   // Key facts for the run header (shapes, constants), as (name, value) pairs.
   virtual std::vector<std::pair<std::string, std::string>> Describe() const { return {}; }
 
+  // What makes this problem this one, as (name, value) pairs: checkpoints record it and a
+  // resume with a different identity is refused. The default gives the name and the shapes;
+  // problems add their parameters and the identity of their data (path, shapes, checksum).
+  virtual std::vector<std::pair<std::string, std::string>> Identity() const;
+
   // Evaluation hooks, called at every evaluation point on every rank.
   // EvalLocalSums writes NumEvalSums() local partial sums (for instance correct predictions
   // on this rank's test shard); the engine sums them over ranks and hands the totals to

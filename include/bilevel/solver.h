@@ -11,15 +11,18 @@
 #include <utility>
 #include <vector>
 
+#include <csignal>
+
 #include "bilevel/communicator.h"
 #include "bilevel/metrics.h"
 #include "bilevel/options.h"
 #include "bilevel/problem.h"
+#include "bilevel/run_state.h"
 
 namespace bilevel {
 
 struct SolveSummary {
-  std::string termination;  // "max_iters", "max_time" or "diverged"
+  std::string termination;  // "max_iters", "max_time", "signal" or "diverged"
   std::string message;      // one human-readable sentence
   int iterations = 0;       // outer iterations done (hypergradients computed)
   double solve_s = 0;       // solver time, excluding evaluations
@@ -37,6 +40,22 @@ class SolveObserver {
   }
   // At every evaluation point.
   virtual void OnEvaluation(const MetricsRecord& record) { (void)record; }
+  // Every options.checkpoint_every iterations and when the run stops (except on divergence):
+  // the complete state after `state.iteration` iterations. `last` is the latest evaluation.
+  virtual void OnCheckpoint(const RunState& state, const MetricsRecord& last) {
+    (void)state, (void)last;
+  }
+};
+
+// How a run is observed and steered, beyond its options.
+struct SolveControl {
+  SolveObserver* observer = nullptr;  // rank 0's output; ignored on other ranks
+  // Continue this run (after state->iteration iterations) instead of starting afresh. Every
+  // rank passes the same state.
+  const RunState* resume = nullptr;
+  // Set (nonzero) by a signal handler on any rank: the run stops at the end of the current
+  // iteration with termination "signal", after a checkpoint.
+  const volatile std::sig_atomic_t* stop_signal = nullptr;
 };
 
 // Runs options.outer_iters outer iterations (or until max_time or divergence) from the
@@ -50,6 +69,10 @@ class SolveObserver {
 // `allreduce_bytes`, `comm_calls`, `comm_bytes` (all collectives), then the problem's own.
 // Evaluations happen every eval_every iterations and at the last one; their own work is not
 // counted.
+SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& options, Vec* x,
+                   Vec* y, const SolveControl& control);
+
+// The same, observed by `observer` on rank 0, from the start.
 SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& options, Vec* x,
                    Vec* y, SolveObserver* observer);
 

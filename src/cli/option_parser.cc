@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -46,6 +47,20 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
       ("output", po::value(&c->output_path)->value_name("FILE.h5"),
        "write the final x and y to an HDF5 file")
       ("quiet,q", po::bool_switch(&c->quiet), "no progress on stderr");
+  po::options_description ckpt("Checkpoints");
+  ckpt.add_options()
+      ("checkpoint", po::value(&c->checkpoint_path)->value_name("FILE.h5"),
+       "write checkpoints to FILE.h5 (atomically): every --checkpoint-every iterations, at the "
+       "end, at --max-time and on SIGTERM or SIGUSR1")
+      ("checkpoint-every",
+       po::value(&s.checkpoint_every)->default_value(s.checkpoint_every)->value_name("K"),
+       "checkpoint every K outer iterations (0: only when the run stops)")
+      ("checkpoint-keep",
+       po::value(&c->checkpoint_keep)->default_value(c->checkpoint_keep)->value_name("N"),
+       "keep the last N checkpoints (older ones as FILE.h5.<iteration>)")
+      ("resume", po::value(&c->resume_path)->value_name("FILE.h5"),
+       "continue the run saved in FILE.h5 up to --outer-iters (checkpoints go on to FILE.h5 "
+       "unless --checkpoint says otherwise)");
   po::options_description algo("Algorithm");
   algo.add_options()
       ("algorithm", po::value(&s.algorithm)->default_value(s.algorithm)->value_name("NAME"),
@@ -93,7 +108,7 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
       ("data-seed", po::value(&raw->data_seed)->default_value(raw->data_seed),
        "seed of the generated data");
   po::options_description all;
-  all.add(general).add(algo).add(quad);
+  all.add(general).add(algo).add(ckpt).add(quad);
   return all;
 }
 
@@ -205,6 +220,11 @@ SolveConfig ParseSolveArgs(const std::vector<std::string>& args) {
   c.solver.seed = static_cast<std::uint64_t>(raw.seed);
   c.quadratic.seed = static_cast<std::uint64_t>(raw.data_seed);
 
+  if (c.checkpoint_keep < 1)
+    throw UsageError("option --checkpoint-keep: " + std::to_string(c.checkpoint_keep) +
+                     " must be >= 1");
+  if (c.checkpoint_path.empty()) c.checkpoint_path = c.resume_path;
+
   // Everything that does not depend on the problem is checked now, before any data is built.
   std::string error;
   if (!c.solver.IsValid(&error)) throw UsageError(error);
@@ -219,6 +239,36 @@ void ResolveDefaults(const ProblemDefaults& defaults, SolveConfig* c) {
   if (c->auto_batch_size) c->solver.batch_size = defaults.batch_size;
   std::string error;
   if (!c->solver.IsValid(&error)) throw UsageError(error);
+}
+
+std::vector<std::pair<std::string, std::string>> ResolvedOptions(const SolveConfig& c) {
+  auto exact = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.17g", v);
+    return std::string(buf);
+  };
+  const SolverOptions& s = c.solver;
+  return {{"problem", c.problem},
+          {"algorithm", s.algorithm},
+          {"outer-iters", std::to_string(s.outer_iters)},
+          {"inner-steps", std::to_string(s.inner_steps)},
+          {"hessian-steps", std::to_string(s.hessian_steps)},
+          {"inner-lr", exact(s.inner_lr)},
+          {"outer-lr", exact(s.outer_lr)},
+          {"eta", exact(s.eta)},
+          {"batch-size", std::to_string(s.batch_size)},
+          {"outer-batch-size", std::to_string(s.outer_batch_size)},
+          {"hessian-batch-size", std::to_string(s.hessian_batch_size)},
+          {"outer-optimizer", s.outer_optimizer},
+          {"seed", std::to_string(s.seed)},
+          {"eval-every", std::to_string(s.eval_every)},
+          {"max-time", exact(s.max_time)},
+          {"checkpoint-every", std::to_string(s.checkpoint_every)}};
+}
+
+bool MayChangeOnResume(const std::string& flag) {
+  return flag == "outer-iters" || flag == "max-time" || flag == "eval-every" ||
+         flag == "checkpoint-every";
 }
 
 std::string SolveHelp() {

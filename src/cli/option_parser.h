@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bilevel/options.h"
@@ -28,6 +29,9 @@ struct SolveConfig {
   std::string config_path;   // --config
   std::string metrics_path;  // --metrics
   std::string output_path;   // --output
+  std::string checkpoint_path;  // --checkpoint (with --resume and no --checkpoint: the resumed file)
+  int checkpoint_keep = 1;      // --checkpoint-keep
+  std::string resume_path;      // --resume
   bool quiet = false;
   bool help = false;
 };
@@ -43,6 +47,13 @@ void ResolveDefaults(const ProblemDefaults& defaults, SolveConfig* config);
 
 // `bilevel solve --help`: every option with its default.
 std::string SolveHelp();
+
+// Every option that shapes the run's trajectory, resolved, by flag name (no dashes), as
+// checkpoints record them. Doubles are written with 17 significant digits.
+std::vector<std::pair<std::string, std::string>> ResolvedOptions(const SolveConfig& config);
+
+// Options that may differ between a run and its resumption (they do not change the trajectory).
+bool MayChangeOnResume(const std::string& flag);
 
 }  // namespace bilevel::cli
 

@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -11,6 +13,7 @@
 #include "bilevel/version.h"
 #include "bilevel/solver.h"
 #include "cli/option_parser.h"
+#include "io/checkpoint.h"
 #include "io/metrics_writer.h"
 #include "io/result_file.h"
 
@@ -20,6 +23,50 @@ namespace {
 
 constexpr int kUsageExit = 2;
 constexpr int kErrorExit = 1;
+
+// Set by SIGTERM or SIGUSR1 (what Slurm sends before a time limit): checkpoint and stop.
+volatile std::sig_atomic_t stop_requested = 0;
+// This process's rank, for the fatal-signal message.
+int signal_rank = -1;
+
+extern "C" void OnStopSignal(int) { stop_requested = 1; }
+
+// A fatal signal (a bug, or memory trouble): say so in one line, then die of it, so that mpirun
+// ends the whole job at once instead of leaving the other ranks waiting.
+extern "C" void OnFatalSignal(int sig) {
+  char line[96];
+  const char* name = sig == SIGSEGV   ? "SIGSEGV"
+                     : sig == SIGBUS  ? "SIGBUS"
+                     : sig == SIGFPE  ? "SIGFPE"
+                     : sig == SIGILL  ? "SIGILL"
+                                      : "SIGABRT";
+  // snprintf is not async-signal-safe; build the line by hand.
+  int n = 0;
+  auto put = [&](const char* text) {
+    while (*text && n < static_cast<int>(sizeof(line)) - 1) line[n++] = *text++;
+  };
+  char digits[12];
+  int r = signal_rank < 0 ? 0 : signal_rank, d = 0;
+  do digits[d++] = static_cast<char>('0' + r % 10); while ((r /= 10) > 0 && d < 11);
+  put("[rank ");
+  while (d > 0 && n < static_cast<int>(sizeof(line)) - 1) line[n++] = digits[--d];
+  put("] error: fatal signal ");
+  put(name);
+  put("\n");
+  if (write(STDERR_FILENO, line, n) < 0) {
+    // Nothing more can be done about a failed write here.
+  }
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+void InstallSignalHandlers(int rank) {
+  signal_rank = rank;
+  stop_requested = 0;
+  std::signal(SIGTERM, OnStopSignal);
+  std::signal(SIGUSR1, OnStopSignal);
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(sig, OnFatalSignal);
+}
 
 // Every rank reports its exit code; all learn the largest and the lowest rank that failed.
 // That rank (only) prints its message, so a failure on any rank ends every rank with one line.
@@ -51,8 +98,20 @@ std::string Compact(double v) {
 // Progress on stderr and the metrics file; rank 0 only.
 class CliObserver : public SolveObserver {
  public:
-  CliObserver(int total, bool quiet, io::MetricsWriter* metrics)
-      : total_(total), quiet_(quiet), metrics_(metrics) {}
+  CliObserver(int total, bool quiet, io::MetricsWriter* metrics,
+              io::CheckpointWriter* checkpoints, io::Checkpoint run_identity)
+      : total_(total),
+        quiet_(quiet),
+        metrics_(metrics),
+        checkpoints_(checkpoints),
+        identity_(std::move(run_identity)) {}
+
+  void OnCheckpoint(const RunState& state, const MetricsRecord& last) override {
+    if (!checkpoints_) return;
+    identity_.state = state;
+    identity_.last_metrics = last.ToJson();
+    checkpoints_->Write(identity_);
+  }
 
   void OnStart(const std::vector<std::pair<std::string, std::string>>& header) override {
     if (quiet_) return;
@@ -84,7 +143,33 @@ class CliObserver : public SolveObserver {
   int total_;
   bool quiet_;
   io::MetricsWriter* metrics_;
+  io::CheckpointWriter* checkpoints_;
+  io::Checkpoint identity_;  // options and problem; the state is filled per checkpoint
 };
+
+// Refuses to resume `saved` with a different problem, algorithm or trajectory-changing option.
+void CheckResumable(const io::Checkpoint& saved, const std::string& path,
+                    const io::StringPairs& options, const io::StringPairs& identity) {
+  auto find = [](const io::StringPairs& pairs, const std::string& key) -> const std::string* {
+    for (const auto& [k, v] : pairs)
+      if (k == key) return &v;
+    return nullptr;
+  };
+  const std::string prefix = "--resume " + path + ": ";
+  for (const auto& [key, value] : identity) {
+    const std::string* old = find(saved.identity, key);
+    if (!old || *old != value)
+      throw UsageError(prefix + "the problem differs in " + key + " (checkpoint: " +
+                       (old ? *old : std::string("absent")) + ", this run: " + value + ")");
+  }
+  for (const auto& [key, value] : options) {
+    if (MayChangeOnResume(key)) continue;
+    const std::string* old = find(saved.options, key);
+    if (!old || *old != value)
+      throw UsageError(prefix + "option --" + key + " differs (checkpoint: " +
+                       (old ? *old : std::string("absent")) + ", this run: " + value + ")");
+  }
+}
 
 std::unique_ptr<Problem> MakeProblem(const SolveConfig& config, const Communicator& comm) {
   // ProblemNames() lists exactly these.
@@ -93,18 +178,38 @@ std::unique_ptr<Problem> MakeProblem(const SolveConfig& config, const Communicat
 
 int Solve(const std::vector<std::string>& args, Communicator& comm) {
   const bool root = comm.rank() == 0;
+  InstallSignalHandlers(comm.rank());
   SolveConfig config;
   std::unique_ptr<Problem> problem;
   std::unique_ptr<io::MetricsWriter> metrics;
+  std::unique_ptr<io::CheckpointWriter> checkpoints;
+  io::Checkpoint run_identity;
+  io::Checkpoint resume;
   int code = 0;
   std::string message;
   try {
     config = ParseSolveArgs(args);
     if (!config.help) {
+      if (!config.resume_path.empty()) resume = io::ReadCheckpoint(config.resume_path);
       problem = MakeProblem(config, comm);
       ResolveDefaults(problem->Defaults(config.solver.algorithm), &config);
-      if (root && !config.metrics_path.empty())
-        metrics = std::make_unique<io::MetricsWriter>(config.metrics_path);
+      run_identity.problem = problem->Name();
+      run_identity.algorithm = config.solver.algorithm;
+      run_identity.ranks = comm.size();
+      run_identity.options = ResolvedOptions(config);
+      run_identity.identity = problem->Identity();
+      if (!config.resume_path.empty())
+        CheckResumable(resume, config.resume_path, run_identity.options, run_identity.identity);
+      if (root && !config.metrics_path.empty()) {
+        metrics = config.resume_path.empty()
+                      ? std::make_unique<io::MetricsWriter>(config.metrics_path)
+                      : std::make_unique<io::MetricsWriter>(
+                                config.metrics_path, resume.state.iteration,
+                                config.solver.eval_every);
+      }
+      if (root && !config.checkpoint_path.empty())
+        checkpoints = std::make_unique<io::CheckpointWriter>(config.checkpoint_path,
+                                                             config.checkpoint_keep);
     }
   } catch (const UsageError& e) {
     code = kUsageExit, message = e.what();
@@ -117,11 +222,16 @@ int Solve(const std::vector<std::string>& args, Communicator& comm) {
     return 0;
   }
 
-  CliObserver observer(config.solver.outer_iters, config.quiet, metrics.get());
+  CliObserver observer(config.solver.outer_iters, config.quiet, metrics.get(), checkpoints.get(),
+                       run_identity);
+  SolveControl control;
+  control.observer = &observer;
+  control.stop_signal = &stop_requested;
+  if (!config.resume_path.empty()) control.resume = &resume.state;
   Vec x, y;
   SolveSummary summary;
   try {
-    summary = bilevel::Solve(*problem, comm, config.solver, &x, &y, root ? &observer : nullptr);
+    summary = bilevel::Solve(*problem, comm, config.solver, &x, &y, control);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "[rank %d] error: %s\n", comm.rank(), e.what());
     std::fflush(stderr);

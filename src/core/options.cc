@@ -57,6 +57,8 @@ bool SolverOptions::IsValid(std::string* error) const {
     return fail("hessian-batch-size", Str(hessian_batch_size),
                 "must be >= 1 (or 0: --batch-size)");
   if (eval_every < 1) return fail("eval-every", Str(eval_every), "must be >= 1");
+  if (checkpoint_every < 0)
+    return fail("checkpoint-every", Str(checkpoint_every), "must be >= 0 (0: only at the end)");
   if (!(std::isfinite(max_time) && max_time >= 0))
     return fail("max-time", Str(max_time), "must be >= 0 seconds (0: no limit)");
   return true;

@@ -11,14 +11,6 @@ namespace {
 __extension__ typedef unsigned __int128 Uint128;
 }  // namespace
 
-Shard BlockShard(Index n, int rank, int ranks) {
-  const Index base = n / ranks, extra = n % ranks;
-  Shard s;
-  s.begin = rank * base + std::min<Index>(rank, extra);
-  s.end = s.begin + base + (rank < extra ? 1 : 0);
-  return s;
-}
-
 Sampler::Sampler(const Problem& problem, std::uint64_t seed) : rng_(seed) {
   for (Split split : {Split::kInner, Split::kOuter}) {
     const int k = static_cast<int>(split);

@@ -19,17 +19,17 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
-CommStats Minus(const CommStats& a, const CommStats& b) {
+// a + sign * b, field by field.
+CommStats Combine(const CommStats& a, const CommStats& b, int sign) {
   CommStats d;
-  d.allreduce_calls = a.allreduce_calls - b.allreduce_calls;
-  d.allreduce_bytes = a.allreduce_bytes - b.allreduce_bytes;
-  d.reduce_calls = a.reduce_calls - b.reduce_calls;
-  d.reduce_bytes = a.reduce_bytes - b.reduce_bytes;
-  d.broadcast_calls = a.broadcast_calls - b.broadcast_calls;
-  d.broadcast_bytes = a.broadcast_bytes - b.broadcast_bytes;
+  d.allreduce_calls = a.allreduce_calls + sign * b.allreduce_calls;
+  d.allreduce_bytes = a.allreduce_bytes + sign * b.allreduce_bytes;
+  d.reduce_calls = a.reduce_calls + sign * b.reduce_calls;
+  d.reduce_bytes = a.reduce_bytes + sign * b.reduce_bytes;
+  d.broadcast_calls = a.broadcast_calls + sign * b.broadcast_calls;
+  d.broadcast_bytes = a.broadcast_bytes + sign * b.broadcast_bytes;
   return d;
 }
-
 
 template <class T>
 std::string Str(T value) {
@@ -39,16 +39,82 @@ std::string Str(T value) {
 }
 
 // Why rank 0 stops the run, sent to every rank with x.
-enum StopCode { kContinue = 0, kDivergedHypergrad = 1, kDivergedInner = 2, kMaxTime = 3 };
+enum StopCode {
+  kContinue = 0,
+  kDivergedHypergrad = 1,
+  kDivergedInner = 2,
+  kMaxTime = 3,
+  kSignal = 4,
+};
+
+// Copies named state vectors into `into` (resume), checking names and sizes.
+void Restore(const char* what, const NamedVectors& saved,
+             const std::vector<std::pair<std::string, Vec*>>& into) {
+  for (const auto& [name, target] : into) {
+    const Vec* found = nullptr;
+    for (const auto& [saved_name, value] : saved)
+      if (saved_name == name) found = &value;
+    if (!found) throw std::invalid_argument(std::string("resume: the ") + what + " state '" +
+                                            name + "' is missing");
+    if (found->size() != target->size())
+      throw std::invalid_argument(std::string("resume: the ") + what + " state '" + name +
+                                  "' has " + Str(found->size()) + " entries, expected " +
+                                  Str(target->size()));
+    *target = *found;
+  }
+}
+
+NamedVectors Snapshot(const std::vector<std::pair<std::string, Vec*>>& from) {
+  NamedVectors out;
+  for (const auto& [name, v] : from) out.emplace_back(name, *v);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> Header(const Problem& problem,
+                                                        const Algorithm& algorithm,
+                                                        const OuterOptimizer& optimizer,
+                                                        const SolverOptions& options, int ranks) {
+  std::vector<std::pair<std::string, std::string>> header = {
+      {"problem", problem.Name()},
+      {"dim_outer", Str(problem.DimOuter())},
+      {"dim_inner", Str(problem.DimInner())},
+      {"samples_inner", Str(problem.NumSamples(Split::kInner))},
+      {"samples_outer", Str(problem.NumSamples(Split::kOuter))}};
+  for (auto& fact : problem.Describe()) header.push_back(fact);
+  header.insert(header.end(), {{"algorithm", algorithm.Name()},
+                               {"ranks", Str(ranks)},
+                               {"outer_iters", Str(options.outer_iters)},
+                               {"inner_steps", Str(options.inner_steps)},
+                               {"hessian_steps", Str(options.hessian_steps)},
+                               {"inner_lr", Str(options.inner_lr)},
+                               {"outer_lr", Str(options.outer_lr)},
+                               {"eta", Str(options.eta)},
+                               {"outer_optimizer", optimizer.Name()}});
+  if (options.algorithm == "stocbio") {
+    header.insert(header.end(), {{"batch_size", Str(options.batch_size)},
+                                 {"outer_batch_size", Str(options.EffectiveOuterBatch())},
+                                 {"hessian_batch_size", Str(options.EffectiveHessianBatch())},
+                                 {"seed", Str(options.seed)}});
+  }
+  return header;
+}
 
 }  // namespace
 
 SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& options, Vec* x,
                    Vec* y, SolveObserver* observer) {
+  SolveControl control;
+  control.observer = observer;
+  return Solve(problem, comm, options, x, y, control);
+}
+
+SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& options, Vec* x,
+                   Vec* y, const SolveControl& control) {
   std::string error;
   if (!options.IsValid(&error)) throw std::invalid_argument(error);
   const auto wall_start = Clock::now();
   const bool root = comm.rank() == 0;
+  SolveObserver* observer = root ? control.observer : nullptr;
   const Index p = problem.DimOuter();
 
   Oracles oracles(&problem);
@@ -59,63 +125,75 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
 
   x->resize(p);
   problem.InitialOuter(*x);
-  Vec share(p);
+  CommStats comm_before;  // the algorithm's communication before this Solve (resume)
+  double solve_s = 0;
+  int first = 1;
+  if (const RunState* r = control.resume) {
+    if (r->x.size() != p)
+      throw std::invalid_argument("resume: x has " + Str(r->x.size()) + " entries, the problem " +
+                                  Str(p));
+    *x = r->x;
+    Restore("algorithm", r->algorithm, algorithm->State());
+    Restore("outer optimizer", r->optimizer, optimizer->State());
+    sampler.LoadState(r->sampler);
+    oracles.set_counts(r->oracles);
+    comm_before = r->comm;
+    solve_s = r->solve_s;
+    first = r->iteration + 1;
+  }
+
+  Vec share(p + 1);    // [this rank's share of g_hat; its stop request], reduced to rank 0
   Vec message(p + 1);  // [x_{k+1}; stop code], broadcast by rank 0
   Vec eval_sums(1 + problem.NumEvalSums());
   MiniBatch full_outer;
   sampler.Full(Split::kOuter, &full_outer);
-
-  if (root && observer) {
-    std::vector<std::pair<std::string, std::string>> header = {
-        {"problem", problem.Name()},
-        {"dim_outer", Str(p)},
-        {"dim_inner", Str(problem.DimInner())},
-        {"samples_inner", Str(problem.NumSamples(Split::kInner))},
-        {"samples_outer", Str(problem.NumSamples(Split::kOuter))}};
-    for (auto& fact : problem.Describe()) header.push_back(fact);
-    header.insert(header.end(),
-                  {{"algorithm", algorithm->Name()},
-                   {"ranks", Str(comm.size())},
-                   {"outer_iters", Str(options.outer_iters)},
-                   {"inner_steps", Str(options.inner_steps)},
-                   {"hessian_steps", Str(options.hessian_steps)},
-                   {"inner_lr", Str(options.inner_lr)},
-                   {"outer_lr", Str(options.outer_lr)},
-                   {"eta", Str(options.eta)},
-                   {"outer_optimizer", optimizer->Name()}});
-    if (options.algorithm == "stocbio") {
-      header.insert(header.end(),
-                    {{"batch_size", Str(options.batch_size)},
-                     {"outer_batch_size", Str(options.EffectiveOuterBatch())},
-                     {"hessian_batch_size", Str(options.EffectiveHessianBatch())},
-                     {"seed", Str(options.seed)}});
-    }
-    observer->OnStart(header);
-  }
+  if (observer) observer->OnStart(Header(problem, *algorithm, *optimizer, options, comm.size()));
 
   const CommStats base = comm.stats();
   CommStats eval_comm;
+  auto algorithm_comm = [&] {
+    return Combine(comm_before, Combine(Combine(comm.stats(), base, -1), eval_comm, -1), +1);
+  };
   SolveSummary summary;
   summary.termination = "max_iters";
-  double solve_s = 0;
-  int k = 0;
-  for (k = 1; k <= options.outer_iters; ++k) {
+  summary.iterations = first - 1;
+  auto checkpoint = [&](int iteration) {
+    if (!observer) return;
+    RunState state;
+    state.iteration = iteration;
+    state.x = *x;
+    state.algorithm = Snapshot(algorithm->State());
+    state.optimizer = Snapshot(optimizer->State());
+    state.sampler = sampler.SaveState();
+    state.oracles = oracles.counts();
+    state.comm = algorithm_comm();
+    state.solve_s = solve_s;
+    observer->OnCheckpoint(state, summary.last);
+  };
+
+  const double resumed_solve_s = solve_s;  // --max-time counts this invocation only
+  int k = first;
+  for (; k <= options.outer_iters; ++k) {
     const auto t0 = Clock::now();
-    algorithm->HypergradientShare(*x, share);
+    auto g = share.head(p);
+    algorithm->HypergradientShare(*x, g);
+    share[p] = control.stop_signal && *control.stop_signal ? 1.0 : 0.0;
     comm.ReduceSum(share, 0);
     const Vec& y_now = algorithm->y();
     if (root) {
       int code = kContinue;
-      if (!share.allFinite()) {
+      if (!g.allFinite()) {
         code = kDivergedHypergrad;
       } else if (!y_now.allFinite()) {
         code = kDivergedInner;
       } else {
         message.head(p) = *x;
-        optimizer->Step(share, message.head(p));
+        optimizer->Step(g, message.head(p));
         if (!message.head(p).allFinite()) code = kDivergedHypergrad;
       }
-      if (code == kContinue && options.max_time > 0 && solve_s + Seconds(t0) >= options.max_time)
+      if (code == kContinue && share[p] > 0) code = kSignal;
+      if (code == kContinue && options.max_time > 0 &&
+          solve_s - resumed_solve_s + Seconds(t0) >= options.max_time)
         code = kMaxTime;
       message[p] = code;
     }
@@ -126,17 +204,18 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
     if (k % options.eval_every == 0 || k == options.outer_iters || code != kContinue) {
       const CommStats before_eval = comm.stats();
       eval_sums[0] = problem.ValueF(*x, y_now, full_outer.local());
-      if (eval_sums.size() > 1) problem.EvalLocalSums(*x, y_now, eval_sums.tail(eval_sums.size() - 1));
+      if (eval_sums.size() > 1)
+        problem.EvalLocalSums(*x, y_now, eval_sums.tail(eval_sums.size() - 1));
       comm.AllreduceSum(eval_sums);
-      eval_comm = Minus(eval_comm, Minus(before_eval, comm.stats()));  // += eval's share
+      eval_comm = Combine(eval_comm, Combine(comm.stats(), before_eval, -1), +1);
       if (root) {
-        const CommStats c = Minus(Minus(comm.stats(), base), eval_comm);
+        const CommStats c = algorithm_comm();
         const OracleCounts& n = oracles.counts();
         MetricsRecord r;
         r.SetInt("iter", k);
         r.Set("time_s", solve_s);
         r.Set("outer_loss", eval_sums[0] / static_cast<double>(problem.NumSamples(Split::kOuter)));
-        r.Set("hypergrad_norm", share.norm());
+        r.Set("hypergrad_norm", g.norm());
         r.SetInt("grad_f", n.grad_f);
         r.SetInt("grad_g", n.grad_g);
         r.SetInt("hvp", n.hvp);
@@ -145,16 +224,18 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
         r.SetInt("allreduce_bytes", c.allreduce_bytes);
         r.SetInt("comm_calls", c.allreduce_calls + c.reduce_calls + c.broadcast_calls);
         r.SetInt("comm_bytes", c.allreduce_bytes + c.reduce_bytes + c.broadcast_bytes);
-        problem.EvalReport(*x, y_now, share, eval_sums.tail(eval_sums.size() - 1), &r);
+        problem.EvalReport(*x, y_now, g, eval_sums.tail(eval_sums.size() - 1), &r);
         summary.last = r;
         if (observer) observer->OnEvaluation(r);
       }
     }
+    summary.iterations = k;
     if (code == kDivergedHypergrad || code == kDivergedInner) {
       summary.termination = "diverged";
       summary.message = std::string("non-finite ") +
                         (code == kDivergedInner ? "inner iterate y" : "hypergradient or x") +
-                        " at iteration " + std::to_string(k) + "; x is kept at its last finite value";
+                        " at iteration " + std::to_string(k) +
+                        "; x is kept at its last finite value and no checkpoint is written";
       break;
     }
     *x = message.head(p);  // x <- x_{k+1}
@@ -164,10 +245,18 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
                         Str(options.max_time) + " s of solver time reached";
       break;
     }
+    if (code == kSignal) {
+      summary.termination = "signal";
+      summary.message = "stopped after " + std::to_string(k) + " iterations on a signal";
+      break;
+    }
+    if (options.checkpoint_every > 0 && k % options.checkpoint_every == 0 &&
+        k != options.outer_iters)
+      checkpoint(k);
   }
-  summary.iterations = std::min(k, options.outer_iters);
   if (summary.termination == "max_iters")
     summary.message = "completed " + std::to_string(summary.iterations) + " outer iterations";
+  if (summary.termination != "diverged") checkpoint(summary.iterations);
   *y = algorithm->y();
   summary.solve_s = solve_s;
   summary.wall_s = Seconds(wall_start);

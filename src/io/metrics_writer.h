@@ -14,6 +14,11 @@ class MetricsWriter {
  public:
   // Creates (truncates) `path`; throws IoError naming it when that fails.
   explicit MetricsWriter(const std::string& path);
+  // For a resumed run: keeps the lines of `path` whose "iter" is at most `iteration` (the
+  // checkpoint's; later lines came from the part of the run that is redone) and a multiple of
+  // `eval_every` (an evaluation made only because the earlier run stopped is dropped), then
+  // appends. The file then reads as if the run had never stopped.
+  MetricsWriter(const std::string& path, int iteration, int eval_every);
   ~MetricsWriter();
   MetricsWriter(const MetricsWriter&) = delete;
   MetricsWriter& operator=(const MetricsWriter&) = delete;

@@ -7,17 +7,12 @@
 #ifndef BILEVEL_SRC_IO_RESULT_FILE_H_
 #define BILEVEL_SRC_IO_RESULT_FILE_H_
 
-#include <stdexcept>
 #include <string>
 
 #include "bilevel/types.h"
+#include "io/io_error.h"
 
 namespace bilevel::io {
-
-class IoError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 struct RunResult {
   Vec x, y;

@@ -2,6 +2,7 @@
 
 #include <Eigen/Eigenvalues>
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 #include <stdexcept>
 
@@ -315,6 +316,20 @@ std::vector<std::pair<std::string, std::string>> QuadraticProblem::Describe() co
           {"outer_mu", Str(phi_mu_)},
           {"noise", Str(opt_.noise)},
           {"data_seed", Str(opt_.seed)}};
+}
+
+std::vector<std::pair<std::string, std::string>> QuadraticProblem::Identity() const {
+  auto id = Problem::Identity();
+  auto exact = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.17g", v);
+    return std::string(buf);
+  };
+  id.insert(id.end(), {{"kappa", exact(opt_.kappa)},
+                       {"noise", exact(opt_.noise)},
+                       {"rho", exact(opt_.rho)},
+                       {"data_seed", std::to_string(opt_.seed)}});
+  return id;
 }
 
 void QuadraticProblem::EvalReport(ConstVecRef x, ConstVecRef y, ConstVecRef hypergrad,

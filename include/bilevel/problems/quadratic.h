@@ -60,6 +60,7 @@ class QuadraticProblem : public Problem {
 
   ProblemDefaults Defaults(const std::string& algorithm) const override;
   std::vector<std::pair<std::string, std::string>> Describe() const override;
+  std::vector<std::pair<std::string, std::string>> Identity() const override;
   // Adds true_hypergrad_norm, hypergrad_rel_error, inner_rel_error, outer_rel_error, phi.
   void EvalReport(ConstVecRef x, ConstVecRef y, ConstVecRef hypergrad, ConstVecRef sums,
                   MetricsRecord* record) const override;
