@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "bilevel/algorithm.h"
+#include "bilevel/mpi_communicator.h"
 #include "bilevel/problems/quadratic.h"
 #include "bilevel/solver.h"
-#include "comm/mpi_communicator.h"
 
 namespace bilevel {
 namespace {

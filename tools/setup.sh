@@ -10,6 +10,7 @@ packages=(
   libeigen3-dev
   libhdf5-openmpi-dev hdf5-tools
   libboost-program-options-dev
+  zlib1g-dev libbz2-dev liblzma-dev
   libgtest-dev
 )
 

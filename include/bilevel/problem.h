@@ -1,9 +1,47 @@
-// The problem interface: a bilevel problem min_x f(x, y*(x)), y*(x) = argmin_y g(x, y),
-// given by sample-wise oracles on this rank's shard of the data (MATH.md section 1).
+// The problem interface: the one class a user writes to solve their own bilevel problem
+// (MATH.md section 1)
+//
+//   min_x Phi(x) = f(x, y*(x))     s.t.  y*(x) = argmin_y g(x, y),
+//   f(x, y) = (1/n) sum_i F(x, y; xi_i)    over the n samples of Split::kOuter (validation),
+//   g(x, y) = (1/m) sum_j G(x, y; zeta_j)  over the m samples of Split::kInner (training),
+//
+// with x in R^p (DimOuter), y in R^q (DimInner), and g(x, .) strongly convex. Algorithms use
+// the hypergradient grad Phi = grad_x f - J H^{-1} grad_y f with H = grad^2_yy g (q x q) and
+// J = grad^2_xy g (p x q), through products only: nothing ever forms H or J.
+//
+// A problem is a class derived from bilevel::Problem that overrides its pure virtual members:
+// the shapes, this rank's shard of the samples, and eight oracles, each a sum over a batch of
+// this rank's samples. Every algorithm (AID-BiO, ITD-BiO, stocBiO), the sums over MPI ranks,
+// the minibatches, the oracle counts and the metrics come from the engine. Write
+// BILEVEL_PROBLEM(MyProblem) after the class for readable compile-time errors, and test the
+// oracles with bilevel::CheckOracles (bilevel/check.h) before the first run.
+//
+// Data and ranks. Every rank of a run constructs its own instance, typically from its rank and
+// the number of ranks, holding only its shard: LocalShard(split) is the contiguous block of
+// global sample indices [begin, end) it owns, and the shards of all ranks partition
+// [0, NumSamples(split)) in rank order (BlockShard gives the usual blocks). Name, shapes and
+// NumSamples are the same on every rank.
+//
+// The oracle contract (all eight oracles):
+//  - Batch. `batch` holds sample indices LOCAL to this rank's shard of the oracle's split
+//    (kOuter for F, kInner for G): the local index s is the global sample
+//    LocalShard(split).begin + s. It is a range (full-batch passes) or a sorted list of
+//    distinct indices (this rank's part of a minibatch), and may be empty. Read it as
+//    `for (Index k = 0; k < batch.size(); ++k) { const Index s = batch[k]; ... }`.
+//  - Sum. The result is the SUM over the batch, not the mean; an empty batch gives 0. The
+//    engine divides by the global batch size and sums over ranks.
+//  - Storage. x (p entries), y (q) and v are read-only. `out` is storage the caller owns,
+//    already sized as stated (p or q): the oracle OVERWRITES it (never adds to it) and never
+//    resizes it. The engine never passes an `out` that aliases x, y or v.
+//  - Guarantees. The engine calls the oracles on every rank, each rank on its own samples, from
+//    the thread that called bilevel::Solve, one call at a time (never concurrently, never
+//    reentrantly). Oracles must not communicate. They may keep scratch members (hence they are
+//    not const) and should not allocate per call.
 #ifndef BILEVEL_PROBLEM_H_
 #define BILEVEL_PROBLEM_H_
 
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -34,51 +72,46 @@ struct ProblemDefaults {
   Index batch_size = 64;    // minibatch size of stochastic methods
 };
 
-// A bilevel problem.
-//
-// f(x, y) = (1/n) sum_i F(x, y; xi_i) over the n samples of Split::kOuter,
-// g(x, y) = (1/m) sum_j G(x, y; zeta_j) over the m samples of Split::kInner.
-// x has DimOuter() entries, y has DimInner() entries.
-//
-// Oracle contract (every oracle below):
-//  - `batch` holds indices local to this rank's shard of the split the oracle belongs to
-//    (kOuter for F, kInner for G); it may be empty.
-//  - The result is the SUM over the batch (not the mean), written into caller-owned storage
-//    `out` of the right size, overwriting it. The engine divides by the global batch size and
-//    sums over ranks.
-//  - Oracles never communicate; the engine calls them from one thread, never concurrently.
-//  - They may use scratch members (hence non-const) but should not allocate per call.
+// A bilevel problem: see the top of this file for the mathematics and the oracle contract.
+// Below, F_i = F(x, y; xi_i) ranges over the batch of outer samples and G_j = G(x, y; zeta_j)
+// over the batch of inner samples.
 class Problem {
  public:
   virtual ~Problem() = default;
 
+  // A short lowercase name for headers, metrics and files ("quadratic").
   virtual std::string Name() const = 0;
-  virtual Index DimOuter() const = 0;                  // p
-  virtual Index DimInner() const = 0;                  // q
-  virtual Index NumSamples(Split split) const = 0;     // global n (kOuter) or m (kInner)
-  virtual Shard LocalShard(Split split) const = 0;     // samples this rank holds
+  // p, the dimension of x.
+  virtual Index DimOuter() const = 0;
+  // q, the dimension of y.
+  virtual Index DimInner() const = 0;
+  // The global number of samples of a split: n (kOuter) or m (kInner), over all ranks.
+  virtual Index NumSamples(Split split) const = 0;
+  // The global indices of the samples of `split` this rank holds.
+  virtual Shard LocalShard(Split split) const = 0;
 
-  // Starting points; zero by default.
+  // Starting points x_0 and y_0, the same on every rank; zero by default.
   virtual void InitialOuter(VecRef x) const { x.setZero(); }
   virtual void InitialInner(VecRef y) const { y.setZero(); }
 
-  // sum_i F(x, y; xi_i) over the batch (Split::kOuter).
+  // sum_i F(x, y; xi_i): the outer objective's value, summed over the batch (kOuter).
   virtual double ValueF(ConstVecRef x, ConstVecRef y, const Batch& batch) = 0;
-  // sum_j G(x, y; zeta_j) over the batch (Split::kInner).
+  // sum_j G(x, y; zeta_j): the inner objective's value, summed over the batch (kInner).
   virtual double ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) = 0;
-  // out (p) = sum_i grad_x F(x, y; xi_i).
+  // out (p) = sum_i grad_x F(x, y; xi_i): the direct part of the hypergradient (zero when F
+  // does not depend on x, as for a validation loss).
   virtual void GradXF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) = 0;
-  // out (q) = sum_i grad_y F(x, y; xi_i).
+  // out (q) = sum_i grad_y F(x, y; xi_i): the right-hand side of H v = grad_y f.
   virtual void GradYF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) = 0;
-  // out (q) = sum_j grad_y G(x, y; zeta_j).
+  // out (q) = sum_j grad_y G(x, y; zeta_j): the inner (S)GD direction.
   virtual void GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) = 0;
-  // out (p) = sum_j grad_x G(x, y; zeta_j).
+  // out (p) = sum_j grad_x G(x, y; zeta_j): used by first-order methods.
   virtual void GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) = 0;
-  // out (q) = sum_j grad^2_yy G(x, y; zeta_j) v       (Hessian-vector product, H v).
+  // out (q) = sum_j grad^2_yy G(x, y; zeta_j) v: the Hessian-vector product H v, v in R^q.
   virtual void HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
                           VecRef out) = 0;
-  // out (p) = sum_j grad^2_xy G(x, y; zeta_j) v       (Jacobian-vector product, J v,
-  //           = grad_x <grad_y G(x, y; zeta_j), v>).
+  // out (p) = sum_j grad^2_xy G(x, y; zeta_j) v = sum_j grad_x <grad_y G(x, y; zeta_j), v>:
+  // the Jacobian-vector product J v, v in R^q.
   virtual void JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
                            VecRef out) = 0;
 
@@ -111,6 +144,102 @@ class Problem {
   }
 };
 
+namespace problem_detail {
+
+// The class that declares the member function named by a pointer of one of Problem's
+// signatures; no match (wrong signature, missing const, overloads without a match) fails
+// deduction.
+template <class C>
+C OwnerOf(std::string (C::*)() const);
+template <class C>
+C OwnerOf(Index (C::*)() const);
+template <class C>
+C OwnerOf(Index (C::*)(Split) const);
+template <class C>
+C OwnerOf(Shard (C::*)(Split) const);
+template <class C>
+C OwnerOf(double (C::*)(ConstVecRef, ConstVecRef, const Batch&));
+template <class C>
+C OwnerOf(void (C::*)(ConstVecRef, ConstVecRef, const Batch&, VecRef));
+template <class C>
+C OwnerOf(void (C::*)(ConstVecRef, ConstVecRef, ConstVecRef, const Batch&, VecRef));
+
+// X(T, member, what) for every pure virtual member of Problem: its name, and its signature and
+// meaning for the error message.
+#define BILEVEL_PROBLEM_DETAIL_MEMBERS(X, T)                                                   \
+  X(T, Name, "Name() const: a short name of the problem")                                      \
+  X(T, DimOuter, "DimOuter() const: p, the dimension of x")                                    \
+  X(T, DimInner, "DimInner() const: q, the dimension of y")                                    \
+  X(T, NumSamples,                                                                             \
+    "NumSamples(split) const: the global number of samples, n (Split::kOuter) or m "           \
+    "(Split::kInner)")                                                                         \
+  X(T, LocalShard, "LocalShard(split) const: the global indices [begin, end) this rank holds") \
+  X(T, ValueF, "ValueF(x, y, batch): the outer value sum_i F(x, y; xi_i)")                     \
+  X(T, ValueG, "ValueG(x, y, batch): the inner value sum_j G(x, y; zeta_j)")                   \
+  X(T, GradXF, "GradXF(x, y, batch, out): the outer gradient sum_i grad_x F(x, y; xi_i)")      \
+  X(T, GradYF, "GradYF(x, y, batch, out): the outer gradient sum_i grad_y F(x, y; xi_i)")      \
+  X(T, GradYG, "GradYG(x, y, batch, out): the inner gradient sum_j grad_y G(x, y; zeta_j)")    \
+  X(T, GradXG, "GradXG(x, y, batch, out): the inner gradient sum_j grad_x G(x, y; zeta_j)")    \
+  X(T, HessianVec,                                                                             \
+    "HessianVec(x, y, v, batch, out): the Hessian-vector product "                             \
+    "sum_j grad^2_yy G(x, y; zeta_j) v")                                                       \
+  X(T, JacobianVec,                                                                            \
+    "JacobianVec(x, y, v, batch, out): the Jacobian-vector product "                           \
+    "sum_j grad^2_xy G(x, y; zeta_j) v")
+
+// Overrides<member><T>: true when T, or a class between T and Problem, declares `member` with
+// Problem's signature (name lookup in T then finds it before Problem's).
+#define BILEVEL_PROBLEM_DETAIL_OVERRIDES(T, member, what)                 \
+  template <class T, class = void>                                        \
+  struct Overrides##member : std::false_type {};                          \
+  template <class T>                                                      \
+  struct Overrides##member<T, std::void_t<decltype(OwnerOf(&T::member))>> \
+      : std::bool_constant<!std::is_same_v<decltype(OwnerOf(&T::member)), Problem>> {};
+BILEVEL_PROBLEM_DETAIL_MEMBERS(BILEVEL_PROBLEM_DETAIL_OVERRIDES, T)
+#undef BILEVEL_PROBLEM_DETAIL_OVERRIDES
+
+// A concrete T overrides every pure virtual member, wherever it is declared: the check only
+// reports members of an abstract T (an override declared private counts as missing there).
+template <class T, bool kOverrides>
+inline constexpr bool kOk = kOverrides || !std::is_abstract_v<T>;
+
+// One static_assert per member, naming the class as spelled in the source (#T).
+#define BILEVEL_PROBLEM_DETAIL_REQUIRE(T, member, what)                                          \
+  static_assert(                                                                                 \
+      ::bilevel::problem_detail::kOk<T, ::bilevel::problem_detail::Overrides##member<T>::value>, \
+      "bilevel: " #T " must override " what);
+
+}  // namespace problem_detail
+
+// Compile-time check that T is a complete problem: true, or one static_assert per member of
+// Problem that T lacks, each naming the member, its arguments and its meaning, for instance
+//   "bilevel: ProblemClass must override HessianVec(x, y, v, batch, out): the Hessian-vector
+//    product sum_j grad^2_yy G(x, y; zeta_j) v"
+// (the compiler shows T in "In instantiation of CheckProblem() [with T = ...]"). A member
+// counts as overridden when T or one of its bases other than Problem declares it, public, with
+// Problem's exact signature. Use it in your own templates; BILEVEL_PROBLEM(T) names T itself.
+template <class T>
+constexpr bool CheckProblem() {
+  using ProblemClass = T;
+  static_assert(std::is_base_of_v<Problem, ProblemClass>,
+                "bilevel: ProblemClass must derive publicly from bilevel::Problem");
+  BILEVEL_PROBLEM_DETAIL_MEMBERS(BILEVEL_PROBLEM_DETAIL_REQUIRE, ProblemClass)
+  return true;
+}
+
 }  // namespace bilevel
+
+// Checks at compile time that `Type`, a class derived from bilevel::Problem, overrides every
+// shape member and every oracle: otherwise one error per missing member, for instance
+//   "bilevel: RidgeProblem must override HessianVec(x, y, v, batch, out): the Hessian-vector
+//    product sum_j grad^2_yy G(x, y; zeta_j) v".
+// Put it at namespace scope after the class definition (the class must be complete):
+//
+//   class RidgeProblem : public bilevel::Problem { ... };
+//   BILEVEL_PROBLEM(RidgeProblem);
+#define BILEVEL_PROBLEM(Type)                                          \
+  BILEVEL_PROBLEM_DETAIL_MEMBERS(BILEVEL_PROBLEM_DETAIL_REQUIRE, Type) \
+  static_assert(::std::is_base_of_v<::bilevel::Problem, Type>,         \
+                "bilevel: " #Type " must derive publicly from bilevel::Problem")
 
 #endif  // BILEVEL_PROBLEM_H_

@@ -3,8 +3,8 @@
 #include <exception>
 #include <memory>
 
+#include "bilevel/mpi_communicator.h"
 #include "cli/solve_command.h"
-#include "comm/mpi_communicator.h"
 
 int main(int argc, char** argv) {
   try {

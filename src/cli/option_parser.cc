@@ -42,6 +42,8 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
        "the command line wins")
       ("problem", po::value(&c->problem)->default_value(c->problem)->value_name("NAME"),
        ("problem to solve: " + Join(ProblemNames())).c_str())
+      ("data", po::value(&c->data_path)->value_name("FILE.h5"),
+       "dataset file of hyperclean and l2reg (made by 'bilevel convert')")
       ("metrics", po::value(&c->metrics_path)->value_name("FILE"),
        "write one JSON object per evaluation to FILE")
       ("output", po::value(&c->output_path)->value_name("FILE.h5"),
@@ -103,8 +105,8 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
       ("samples", po::value(&q.samples)->default_value(q.samples)->value_name("M"),
        "samples of f and of g")
       ("kappa", po::value(&q.kappa)->default_value(q.kappa), "condition number of the inner Hessian")
-      ("noise", po::value(&q.noise)->default_value(q.noise), "noise of the targets")
-      ("rho", po::value(&q.rho)->default_value(q.rho), "outer regularization weight")
+      ("noise", po::value(&q.noise)->default_value(q.noise, "0.1"), "noise of the targets")
+      ("rho", po::value(&q.rho)->default_value(q.rho, "0.01"), "outer regularization weight")
       ("data-seed", po::value(&raw->data_seed)->default_value(raw->data_seed),
        "seed of the generated data");
   po::options_description all;
@@ -163,7 +165,7 @@ void CheckChoice(const std::string& flag, const std::string& value,
 }  // namespace
 
 const std::vector<std::string>& ProblemNames() {
-  static const std::vector<std::string> names = {"quadratic"};
+  static const std::vector<std::string> names = {"quadratic", "hyperclean", "l2reg"};
   return names;
 }
 
@@ -179,6 +181,9 @@ SolveConfig ParseSolveArgs(const std::vector<std::string>& args) {
   } catch (const po::too_many_positional_options_error&) {
     throw UsageError("unexpected argument; options are written --name value "
                      "('bilevel solve --help' lists them)");
+  } catch (const po::invalid_option_value& e) {
+    throw UsageError(std::string(e.what()) + " (see 'bilevel solve --help' for " +
+                     e.get_option_name() + ")");
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }
@@ -229,6 +234,9 @@ SolveConfig ParseSolveArgs(const std::vector<std::string>& args) {
   std::string error;
   if (!c.solver.IsValid(&error)) throw UsageError(error);
   if (c.problem == "quadratic" && !c.quadratic.IsValid(&error)) throw UsageError(error);
+  if (c.problem != "quadratic" && c.data_path.empty())
+    throw UsageError("option --data: --problem " + c.problem +
+                     " needs a dataset file (make one with 'bilevel convert')");
   return c;
 }
 

@@ -26,6 +26,7 @@ struct SolveConfig {
   SolverOptions solver;
   bool auto_inner_lr = true, auto_outer_lr = true, auto_eta = true, auto_batch_size = true;
   QuadraticOptions quadratic;
+  std::string data_path;     // --data: the dataset file of hyperclean and l2reg
   std::string config_path;   // --config
   std::string metrics_path;  // --metrics
   std::string output_path;   // --output

@@ -12,9 +12,13 @@
 #include "bilevel/problems/quadratic.h"
 #include "bilevel/version.h"
 #include "bilevel/solver.h"
+#include "cli/convert_command.h"
 #include "cli/option_parser.h"
+#include "cli/run_reporter.h"
 #include "io/checkpoint.h"
 #include "io/metrics_writer.h"
+#include "problems/hyperclean.h"
+#include "problems/l2reg.h"
 #include "io/result_file.h"
 
 namespace bilevel::cli {
@@ -89,64 +93,6 @@ int Agree(Communicator& comm, int code, const std::string& message) {
   return worst;
 }
 
-std::string Compact(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.4g", v);
-  return buf;
-}
-
-// Progress on stderr and the metrics file; rank 0 only.
-class CliObserver : public SolveObserver {
- public:
-  CliObserver(int total, bool quiet, io::MetricsWriter* metrics,
-              io::CheckpointWriter* checkpoints, io::Checkpoint run_identity)
-      : total_(total),
-        quiet_(quiet),
-        metrics_(metrics),
-        checkpoints_(checkpoints),
-        identity_(std::move(run_identity)) {}
-
-  void OnCheckpoint(const RunState& state, const MetricsRecord& last) override {
-    if (!checkpoints_) return;
-    identity_.state = state;
-    identity_.last_metrics = last.ToJson();
-    checkpoints_->Write(identity_);
-  }
-
-  void OnStart(const std::vector<std::pair<std::string, std::string>>& header) override {
-    if (quiet_) return;
-    std::string line = "bilevel solve:";
-    for (const auto& [key, value] : header) line += " " + key + "=" + value;
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-
-  void OnEvaluation(const MetricsRecord& r) override {
-    if (metrics_) metrics_->Write(r);
-    if (quiet_) return;
-    const double iter = r.Number("iter"), time = r.Number("time_s");
-    const double eta = iter > 0 ? time / iter * (total_ - iter) : 0;
-    std::string line = "iter " + std::to_string(static_cast<long long>(iter)) + "/" +
-                       std::to_string(total_) + "  time " + Compact(time) + "s  eta " +
-                       Compact(eta) + "s  outer_loss " + Compact(r.Number("outer_loss")) +
-                       "  hypergrad_norm " + Compact(r.Number("hypergrad_norm"));
-    // The problem's own metrics follow the engine's.
-    bool problem_part = false;
-    for (const auto& [key, value] : r.entries()) {
-      if (problem_part && r.Has(key)) line += "  " + key + " " + Compact(r.Number(key));
-      if (key == "comm_bytes") problem_part = true;
-    }
-    std::fprintf(stderr, "%s\n", line.c_str());
-    std::fflush(stderr);
-  }
-
- private:
-  int total_;
-  bool quiet_;
-  io::MetricsWriter* metrics_;
-  io::CheckpointWriter* checkpoints_;
-  io::Checkpoint identity_;  // options and problem; the state is filled per checkpoint
-};
-
 // Refuses to resume `saved` with a different problem, algorithm or trajectory-changing option.
 void CheckResumable(const io::Checkpoint& saved, const std::string& path,
                     const io::StringPairs& options, const io::StringPairs& identity) {
@@ -173,6 +119,11 @@ void CheckResumable(const io::Checkpoint& saved, const std::string& path,
 
 std::unique_ptr<Problem> MakeProblem(const SolveConfig& config, const Communicator& comm) {
   // ProblemNames() lists exactly these.
+  if (config.problem == "hyperclean")
+    return std::make_unique<problems::HypercleanProblem>(config.data_path, comm.rank(),
+                                                         comm.size());
+  if (config.problem == "l2reg")
+    return std::make_unique<problems::L2RegProblem>(config.data_path, comm.rank(), comm.size());
   return std::make_unique<QuadraticProblem>(config.quadratic, comm.rank(), comm.size());
 }
 
@@ -222,7 +173,7 @@ int Solve(const std::vector<std::string>& args, Communicator& comm) {
     return 0;
   }
 
-  CliObserver observer(config.solver.outer_iters, config.quiet, metrics.get(), checkpoints.get(),
+  RunReporter observer(config.solver.outer_iters, config.quiet, metrics.get(), checkpoints.get(),
                        run_identity);
   SolveControl control;
   control.observer = &observer;
@@ -276,6 +227,7 @@ const char kUsage[] =
     "A distributed bilevel optimization solver: min_x f(x, y*(x)), y*(x) = argmin_y g(x, y).\n\n"
     "Commands:\n"
     "  solve      run an algorithm on a problem ('bilevel solve --help')\n"
+    "  convert    make a dataset file from IDX or LIBSVM files ('bilevel convert --help')\n"
     "  --help     this help, with every option of solve\n"
     "  --version  the version\n";
 
@@ -293,6 +245,7 @@ int Main(int argc, char** argv, Communicator& comm) {
     return 0;
   }
   if (args[0] == "solve") return Solve({args.begin() + 1, args.end()}, comm);
+  if (args[0] == "convert") return Convert({args.begin() + 1, args.end()}, comm);
   if (root)
     std::fprintf(stderr, "bilevel: error: unknown command '%s' (allowed: solve, --help, --version)\n",
                  args[0].c_str());

@@ -1,4 +1,4 @@
-#include "comm/mpi_communicator.h"
+#include "bilevel/mpi_communicator.h"
 
 #include <mpi.h>
 

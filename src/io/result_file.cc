@@ -2,13 +2,10 @@
 
 #include <cstdio>
 
+#include "bilevel/version.h"
 #include "io/hdf5_util.h"
 
 namespace bilevel::io {
-
-namespace {
-constexpr int kFormatVersion = 1;
-}  // namespace
 
 void WriteResult(const std::string& path, const RunResult& result) {
   SilenceHdf5();
@@ -18,7 +15,7 @@ void WriteResult(const std::string& path, const RunResult& result) {
     if (!file.ok()) throw IoError(path + ": cannot create " + tmp);
     WriteVector(file.get(), "x", result.x, path);
     WriteVector(file.get(), "y", result.y, path);
-    WriteAttribute(file.get(), "format_version", std::int64_t{kFormatVersion}, path);
+    WriteAttribute(file.get(), "format_version", std::int64_t{kResultFormatVersion}, path);
     WriteAttribute(file.get(), "problem", result.problem, path);
     WriteAttribute(file.get(), "algorithm", result.algorithm, path);
     WriteAttribute(file.get(), "termination", result.termination, path);
@@ -35,9 +32,9 @@ RunResult ReadResult(const std::string& path) {
   H5Handle file = OpenForReading(path);
   RunResult r;
   const std::int64_t version = ReadIntAttribute(file.get(), "format_version", path);
-  if (version != kFormatVersion)
+  if (version != kResultFormatVersion)
     throw IoError(path + ": format_version " + std::to_string(version) + " is not " +
-                  std::to_string(kFormatVersion));
+                  std::to_string(kResultFormatVersion));
   r.x = ReadVector(file.get(), "x", path);
   r.y = ReadVector(file.get(), "y", path);
   r.problem = ReadStringAttribute(file.get(), "problem", path);

@@ -1,0 +1,71 @@
+// The MPI implementation of bilevel::Communicator, and MPI's lifetime.
+//
+// Part of the installed API (target bilevel::comm, included in bilevel::bilevel). The
+// implementation, src/comm/mpi_communicator.cc, is the only file of the project that includes
+// <mpi.h>; this header keeps it out of its users, so a program that only runs solves needs no
+// MPI headers of its own.
+//
+// A program's main() owns MPI's lifetime:
+//
+//   bilevel::comm::MpiInit(&argc, &argv);
+//   {
+//     auto world = bilevel::comm::MpiCommunicator::World();
+//     ... build the problem for world->rank() of world->size(), bilevel::Solve(..., *world, ...)
+//   }  // every communicator destroyed before MPI ends
+//   bilevel::comm::MpiFinalize();
+#ifndef BILEVEL_MPI_COMMUNICATOR_H_
+#define BILEVEL_MPI_COMMUNICATOR_H_
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "bilevel/communicator.h"
+
+namespace bilevel::comm {
+
+// A failed MPI call: the message names the call and MPI's error string.
+class MpiError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// MPI's lifetime, for main() only. MpiInit does nothing if MPI is already initialized, and
+// MpiFinalize nothing if it is already finalized. Finalize is never called from a destructor.
+// Both throw MpiError on failure.
+void MpiInit(int* argc, char*** argv);
+void MpiFinalize();
+
+// A Communicator over an MPI communicator. Errors are returned by MPI, not fatal, and thrown
+// as MpiError naming the call.
+class MpiCommunicator : public Communicator {
+ public:
+  // MPI_COMM_WORLD.
+  static std::unique_ptr<MpiCommunicator> World();
+  ~MpiCommunicator() override;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  // MPI_Abort on this communicator: ends every rank of the job with `code`.
+  [[noreturn]] void Abort(int code) override;
+
+  // Collective over this communicator: the ranks [0, n) form a new communicator, returned to
+  // them; the others get nullptr.
+  std::unique_ptr<MpiCommunicator> SplitFirst(int n);
+
+ protected:
+  void DoAllreduceSum(double* data, Index n) override;
+  void DoReduceSum(double* data, Index n, int root) override;
+  void DoBroadcast(double* data, Index n, int root) override;
+
+ private:
+  struct Handle;
+  explicit MpiCommunicator(std::unique_ptr<Handle> handle);
+  std::unique_ptr<Handle> handle_;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+}  // namespace bilevel::comm
+
+#endif  // BILEVEL_MPI_COMMUNICATOR_H_

@@ -1,0 +1,202 @@
+#include "problems/hyperclean.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "bilevel/metrics.h"
+
+namespace bilevel::problems {
+
+namespace {
+
+double Sigmoid(double t) { return 1.0 / (1.0 + std::exp(-t)); }
+
+template <class T>
+std::string Str(T value) {
+  std::ostringstream s;
+  s << value;
+  return s.str();
+}
+
+}  // namespace
+
+HypercleanProblem::HypercleanProblem(const std::string& path, int rank, int ranks)
+    : HypercleanProblem(path, LoadDataBlocks(path, rank, ranks)) {}
+
+HypercleanProblem::HypercleanProblem(const std::string& path, DataBlocks data)
+    : path_(path),
+      checksum_(data.info.attributes.source_sha256),
+      train_(std::move(data.train), /*bias=*/true),
+      val_(std::move(data.val), /*bias=*/true),
+      test_(std::move(data.test), /*bias=*/true) {
+  if (data.info.csr())
+    throw io::IoError(path + ": hyperclean needs dense features (a file from 'bilevel convert idx')");
+}
+
+Shard HypercleanProblem::LocalShard(Split split) const {
+  const SoftmaxRows& rows = split == Split::kInner ? train_ : val_;
+  return Shard{rows.global_begin(), rows.global_begin() + rows.rows()};
+}
+
+void HypercleanProblem::Weights(ConstVecRef x, const Batch& batch) {
+  s_.resize(batch.size());
+  for (Index i = 0; i < batch.size(); ++i)
+    s_[i] = Sigmoid(x[train_.global_begin() + batch[i]]);
+}
+
+double HypercleanProblem::ValueF(ConstVecRef, ConstVecRef y, const Batch& batch) {
+  if (batch.empty()) return 0;
+  val_.Logits(batch, W(y), &z_);
+  SoftmaxInPlace(&z_, val_, batch, 0, &ce_);
+  return ce_.sum();
+}
+
+double HypercleanProblem::ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) {
+  if (batch.empty()) return 0;
+  train_.Logits(batch, W(y), &z_);
+  SoftmaxInPlace(&z_, train_, batch, 0, &ce_);
+  Weights(x, batch);
+  return s_.dot(ce_) + batch.size() * kRegularization * y.squaredNorm();
+}
+
+void HypercleanProblem::GradXF(ConstVecRef, ConstVecRef, const Batch&, VecRef out) {
+  out.setZero();
+}
+
+void HypercleanProblem::GradYF(ConstVecRef, ConstVecRef y, const Batch& batch, VecRef out) {
+  out.setZero();
+  if (batch.empty()) return;
+  MutableWeightMap g(out.data(), val_.dim(), val_.classes());
+  val_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
+    SoftmaxInPlace(z, val_, batch, first, nullptr);
+    for (Index i = 0; i < z->rows(); ++i) (*z)(i, val_.label(batch[first + i])) -= 1.0;
+  }, &g);
+}
+
+void HypercleanProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
+  out = (2.0 * kRegularization * batch.size()) * y;
+  if (batch.empty()) return;
+  Weights(x, batch);
+  MutableWeightMap g(out.data(), train_.dim(), train_.classes());
+  train_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
+    SoftmaxInPlace(z, train_, batch, first, nullptr);
+    for (Index i = 0; i < z->rows(); ++i) {
+      (*z)(i, train_.label(batch[first + i])) -= 1.0;
+      z->row(i) *= s_[first + i];
+    }
+  }, &g);
+}
+
+void HypercleanProblem::GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
+  out.setZero();
+  if (batch.empty()) return;
+  train_.Logits(batch, W(y), &z_);
+  SoftmaxInPlace(&z_, train_, batch, 0, &ce_);
+  for (Index i = 0; i < batch.size(); ++i) {
+    const Index global = train_.global_begin() + batch[i];
+    const double s = Sigmoid(x[global]);
+    out[global] = s * (1 - s) * ce_[i];
+  }
+}
+
+void HypercleanProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v,
+                                   const Batch& batch, VecRef out) {
+  out = (2.0 * kRegularization * batch.size()) * v;
+  if (batch.empty()) return;
+  Weights(x, batch);
+  const WeightMap vw = W(v);
+  MutableWeightMap g(out.data(), train_.dim(), train_.classes());
+  train_.ProductPass(batch, W(y), &vw, [&](Index first, RowMatrix* z, RowMatrix* u) {
+    SoftmaxInPlace(z, train_, batch, first, nullptr);
+    for (Index i = 0; i < z->rows(); ++i) {
+      // Row i of R: s_i (diag(p) - p p^T) u_i, written over p.
+      auto p = z->row(i);
+      const auto ui = u->row(i);
+      const double pu = p.dot(ui);
+      p = s_[first + i] * (p.array() * (ui.array() - pu)).matrix();
+    }
+  }, &g);
+}
+
+void HypercleanProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v,
+                                    const Batch& batch, VecRef out) {
+  out.setZero();
+  if (batch.empty()) return;
+  train_.Logits(batch, W(y), &z_);
+  SoftmaxInPlace(&z_, train_, batch, 0, nullptr);
+  train_.Logits(batch, W(v), &u_);
+  for (Index i = 0; i < batch.size(); ++i) {
+    const Index global = train_.global_begin() + batch[i];
+    const double s = Sigmoid(x[global]);
+    z_(i, train_.label(batch[i])) -= 1.0;
+    out[global] = s * (1 - s) * z_.row(i).dot(u_.row(i));
+  }
+}
+
+ProblemDefaults HypercleanProblem::Defaults(const std::string& algorithm) const {
+  ProblemDefaults d;
+  d.inner_lr = 0.1;
+  d.outer_lr = 0.1 * static_cast<double>(train_.global_rows());  // g scales lambda's gradient by 1/n
+  d.eta = 0.5;
+  d.batch_size = 1000;
+  (void)algorithm;
+  return d;
+}
+
+std::vector<std::pair<std::string, std::string>> HypercleanProblem::Describe() const {
+  return {{"data", path_},
+          {"features", Str(train_.dim() - 1)},
+          {"classes", Str(train_.classes())},
+          {"test_samples", Str(test_.global_rows())}};
+}
+
+std::vector<std::pair<std::string, std::string>> HypercleanProblem::Identity() const {
+  auto id = Problem::Identity();
+  id.insert(id.end(), {{"data", path_},
+                       {"data_source_sha256", checksum_},
+                       {"test_samples", Str(test_.global_rows())}});
+  return id;
+}
+
+void HypercleanProblem::EvalLocalSums(ConstVecRef x, ConstVecRef y, VecRef sums) {
+  sums.setZero();
+  // Test loss and accuracy on this rank's test rows.
+  const Batch test = Batch::Range(0, test_.rows());
+  if (!test.empty()) {
+    test_.Logits(test, W(y), &z_);
+    for (Index i = 0; i < test.size(); ++i) {
+      Index best = 0;
+      z_.row(i).maxCoeff(&best);
+      if (best == test_.label(i)) sums[1] += 1;
+    }
+    SoftmaxInPlace(&z_, test_, test, 0, &ce_);
+    sums[0] = ce_.sum();
+  }
+  // Cleaning quality on this rank's training rows.
+  if (train_.has_clean_labels()) {
+    for (Index i = 0; i < train_.rows(); ++i) {
+      const bool corrupted = train_.label(i) != train_.clean_label(i);
+      const bool flagged = Sigmoid(x[train_.global_begin() + i]) < 0.5;
+      sums[2] += corrupted && flagged;    // true positives
+      sums[3] += !corrupted && flagged;   // false positives
+      sums[4] += corrupted && !flagged;   // false negatives
+      sums[5] += !corrupted && !flagged;  // clean kept
+    }
+  }
+}
+
+void HypercleanProblem::EvalReport(ConstVecRef x, ConstVecRef, ConstVecRef, ConstVecRef sums,
+                                   MetricsRecord* r) const {
+  const double n_test = static_cast<double>(test_.global_rows());
+  r->Set("test_loss", n_test > 0 ? sums[0] / n_test : NAN);
+  r->Set("test_acc", n_test > 0 ? sums[1] / n_test : NAN);
+  const double tp = sums[2], fp = sums[3], fn = sums[4], kept = sums[5];
+  if (tp + fp + fn + kept > 0) {
+    r->Set("cleaning_precision", tp + fp > 0 ? tp / (tp + fp) : NAN);
+    r->Set("cleaning_recall", tp + fn > 0 ? tp / (tp + fn) : NAN);
+    r->Set("clean_kept", fp + kept > 0 ? kept / (fp + kept) : NAN);
+  }
+  r->Set("lambda_mean", x.mean());
+}
+
+}  // namespace bilevel::problems

@@ -1,0 +1,72 @@
+// Per-feature L2 hyperparameter optimization (MATH.md section 3): one regularization weight per
+// feature of a softmax classifier, tuned on validation data.
+//
+//   x = lambda in R^d, y = W in R^{d x C} (row-major), both 0 at the start;
+//   G_j(lambda, W) = CE(W^T a_j, label_j) + 1/(2 d C) sum_{k,c} exp(lambda_k) W_kc^2
+//   F_i(W)         = CE(W^T a_i, label_i) over the validation samples.
+// Oracles on a batch B of training rows (P = softmax(A_B W), E = one-hot labels,
+// D = diag(exp(lambda)) / (d C)):
+//   grad_W G = A_B^T (P - E) + |B| D W
+//   H V      = A_B^T S + |B| D V,   S_i = P_i o U_i - P_i <P_i, U_i>,  U = A_B V
+//   (J V)_k  = |B| exp(lambda_k) <W_k, V_k> / (d C)       (every feature, whatever the batch)
+//   grad_lambda G: |B| exp(lambda_k) |W_k|^2 / (2 d C);    grad_lambda F = 0.
+// Evaluation adds test_loss, test_acc and statistics of lambda.
+#ifndef BILEVEL_SRC_PROBLEMS_L2REG_H_
+#define BILEVEL_SRC_PROBLEMS_L2REG_H_
+
+#include <string>
+
+#include "bilevel/problem.h"
+#include "problems/softmax_rows.h"
+
+namespace bilevel::problems {
+
+class L2RegProblem : public Problem {
+ public:
+  // Reads this rank's block of every split of the dataset file `path` (dense or CSR).
+  L2RegProblem(const std::string& path, int rank, int ranks);
+
+  std::string Name() const override { return "l2reg"; }
+  Index DimOuter() const override { return train_.dim(); }
+  Index DimInner() const override { return train_.dim() * train_.classes(); }
+  Index NumSamples(Split split) const override {
+    return split == Split::kInner ? train_.global_rows() : val_.global_rows();
+  }
+  Shard LocalShard(Split split) const override;
+
+  double ValueF(ConstVecRef x, ConstVecRef y, const Batch& batch) override;
+  double ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) override;
+  void GradXF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
+  void GradYF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
+  void GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
+  void GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
+  void HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
+                  VecRef out) override;
+  void JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
+                   VecRef out) override;
+
+  ProblemDefaults Defaults(const std::string& algorithm) const override;
+  std::vector<std::pair<std::string, std::string>> Describe() const override;
+  std::vector<std::pair<std::string, std::string>> Identity() const override;
+  int NumEvalSums() const override { return 2; }
+  void EvalLocalSums(ConstVecRef x, ConstVecRef y, VecRef sums) override;
+  void EvalReport(ConstVecRef x, ConstVecRef y, ConstVecRef hypergrad, ConstVecRef sums,
+                  MetricsRecord* record) const override;
+
+ private:
+  L2RegProblem(const std::string& path, DataBlocks data);
+  WeightMap W(ConstVecRef y) const { return WeightMap(y.data(), train_.dim(), train_.classes()); }
+  // |B| D M: the regularizer's Hessian (diagonal) applied to M, scaled by the batch size.
+  void AddRegularizer(ConstVecRef x, ConstVecRef m, double batch, VecRef out) const;
+  double Scale() const { return 1.0 / static_cast<double>(train_.dim() * train_.classes()); }
+
+  std::string path_;
+  std::string checksum_;
+  SoftmaxRows train_, val_, test_;
+  RowMatrix z_, u_;
+  Vec ce_;
+};
+
+}  // namespace bilevel::problems
+
+#endif  // BILEVEL_SRC_PROBLEMS_L2REG_H_

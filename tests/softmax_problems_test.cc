@@ -1,0 +1,173 @@
+// The data problems (hyperclean, l2reg) on small generated dataset files: every oracle against
+// finite differences, and shards that add up to the whole.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "bilevel/check.h"
+#include "bilevel/metrics.h"
+#include "io/dataset.h"
+#include "problems/hyperclean.h"
+#include "problems/l2reg.h"
+#include "process_util.h"
+
+namespace bilevel {
+namespace {
+
+using problems::HypercleanProblem;
+using problems::L2RegProblem;
+
+io::SplitShard DenseSplit(Index rows, Index d, int classes, std::mt19937* rng, bool corrupt) {
+  std::uniform_real_distribution<float> pixel(0.f, 1.f);
+  std::uniform_int_distribution<int> label(0, classes - 1);
+  io::SplitShard s;
+  s.features.resize(rows, d);
+  for (Index i = 0; i < rows; ++i)
+    for (Index j = 0; j < d; ++j) s.features(i, j) = pixel(*rng);
+  for (Index i = 0; i < rows; ++i) s.labels.push_back(label(*rng));
+  if (corrupt) {
+    s.clean_labels = s.labels;
+    for (Index i = 0; i < rows; i += 3) s.labels[i] = (s.labels[i] + 1) % classes;
+  }
+  s.begin = 0;
+  s.end = rows;
+  return s;
+}
+
+io::SplitShard SparseSplit(Index rows, Index d, int classes, std::mt19937* rng) {
+  std::uniform_real_distribution<float> value(0.1f, 1.f);
+  std::uniform_int_distribution<int> label(0, classes - 1);
+  io::SplitShard s;
+  s.csr = true;
+  s.indptr.push_back(0);
+  for (Index i = 0; i < rows; ++i) {
+    for (Index j = 0; j < d; ++j) {
+      if ((*rng)() % 3 == 0) {
+        s.indices.push_back(static_cast<int>(j));
+        s.data.push_back(value(*rng));
+      }
+    }
+    s.indptr.push_back(static_cast<std::int64_t>(s.indices.size()));
+    s.labels.push_back(label(*rng));
+  }
+  s.begin = 0;
+  s.end = rows;
+  return s;
+}
+
+std::string MakeFile(const testing::ScratchDir& dir, bool sparse) {
+  std::mt19937 rng(3);
+  io::Dataset data;
+  data.attributes.num_features = 7;
+  data.attributes.num_classes = 4;
+  data.attributes.storage = sparse ? "csr" : "dense";
+  data.attributes.sources = "generated";
+  data.attributes.source_sha256 = "0";
+  if (sparse) {
+    data.train = SparseSplit(23, 7, 4, &rng);
+    data.val = SparseSplit(11, 7, 4, &rng);
+    data.test = SparseSplit(9, 7, 4, &rng);
+  } else {
+    data.attributes.corruption_rate = 0.33;
+    data.train = DenseSplit(23, 7, 4, &rng, true);
+    data.val = DenseSplit(11, 7, 4, &rng, false);
+    data.test = DenseSplit(9, 7, 4, &rng, false);
+  }
+  const std::string path = dir.File(sparse ? "sparse.h5" : "dense.h5");
+  io::WriteDataset(path, data);
+  return path;
+}
+
+Vec RandomVec(Index n, int seed, double scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> g(0, scale);
+  Vec v(n);
+  for (Index i = 0; i < n; ++i) v[i] = g(rng);
+  return v;
+}
+
+TEST(Hyperclean, OraclesMatchFiniteDifferences) {
+  testing::ScratchDir dir;
+  HypercleanProblem problem(MakeFile(dir, false), 0, 1);
+  EXPECT_EQ(problem.DimOuter(), 23);
+  EXPECT_EQ(problem.DimInner(), 8 * 4);  // a bias feature
+  CheckOptions o;
+  o.tolerance = 1e-6;
+  const OracleCheckReport report = CheckOracles(problem, RandomVec(23, 1, 1.0),
+                                                RandomVec(32, 2, 0.5), o);
+  EXPECT_TRUE(report.passed) << report.ToString();
+}
+
+TEST(L2Reg, OraclesMatchFiniteDifferencesOnSparseAndDenseData) {
+  testing::ScratchDir dir;
+  for (bool sparse : {true, false}) {
+    L2RegProblem problem(MakeFile(dir, sparse), 0, 1);
+    EXPECT_EQ(problem.DimOuter(), 7);
+    EXPECT_EQ(problem.DimInner(), 7 * 4);
+    CheckOptions o;
+    o.tolerance = 1e-6;
+    const OracleCheckReport report = CheckOracles(problem, RandomVec(7, 3, 1.0),
+                                                  RandomVec(28, 4, 0.5), o);
+    EXPECT_TRUE(report.passed) << (sparse ? "csr\n" : "dense\n") << report.ToString();
+  }
+}
+
+// The sums over the shards of 3 ranks equal the one-rank sums, and the evaluation sums too.
+template <class P>
+void ExpectShardsAddUp(const std::string& path, Index p, Index q) {
+  P whole(path, 0, 1);
+  const Vec x = RandomVec(p, 5, 1.0), y = RandomVec(q, 6, 0.5), v = RandomVec(q, 7, 1.0);
+  auto all = [](const Problem& pr, Split s) { return Batch::Range(0, pr.LocalShard(s).size()); };
+  Vec g_whole(q), h_whole(q), j_whole(p), e_whole(whole.NumEvalSums());
+  whole.GradYG(x, y, all(whole, Split::kInner), g_whole);
+  whole.HessianVec(x, y, v, all(whole, Split::kInner), h_whole);
+  whole.JacobianVec(x, y, v, all(whole, Split::kInner), j_whole);
+  whole.EvalLocalSums(x, y, e_whole);
+  Vec g = Vec::Zero(q), h = Vec::Zero(q), j = Vec::Zero(p), e = Vec::Zero(e_whole.size()), t(q),
+      tp(p), te(e.size());
+  for (int rank = 0; rank < 3; ++rank) {
+    P part(path, rank, 3);
+    part.GradYG(x, y, all(part, Split::kInner), t);
+    g += t;
+    part.HessianVec(x, y, v, all(part, Split::kInner), t);
+    h += t;
+    part.JacobianVec(x, y, v, all(part, Split::kInner), tp);
+    j += tp;
+    part.EvalLocalSums(x, y, te);
+    e += te;
+  }
+  EXPECT_LT((g - g_whole).norm(), 1e-12 * g_whole.norm());
+  EXPECT_LT((h - h_whole).norm(), 1e-12 * h_whole.norm());
+  EXPECT_LT((j - j_whole).norm(), 1e-12 * j_whole.norm());
+  EXPECT_LT((e - e_whole).norm(), 1e-12 * e_whole.norm());
+}
+
+TEST(Hyperclean, ShardsAddUp) {
+  testing::ScratchDir dir;
+  ExpectShardsAddUp<HypercleanProblem>(MakeFile(dir, false), 23, 32);
+}
+
+TEST(L2Reg, ShardsAddUp) {
+  testing::ScratchDir dir;
+  ExpectShardsAddUp<L2RegProblem>(MakeFile(dir, true), 7, 28);
+}
+
+TEST(Hyperclean, ReportsCleaningQualityAgainstTheCleanLabels) {
+  testing::ScratchDir dir;
+  HypercleanProblem problem(MakeFile(dir, false), 0, 1);
+  // Flag exactly the corrupted samples (every third): precision and recall 1.
+  Vec x = Vec::Constant(23, 3.0);
+  for (Index i = 0; i < 23; i += 3) x[i] = -3.0;
+  Vec sums(problem.NumEvalSums());
+  problem.EvalLocalSums(x, Vec::Zero(32), sums);
+  MetricsRecord r;
+  problem.EvalReport(x, Vec::Zero(32), Vec::Zero(23), sums, &r);
+  EXPECT_EQ(r.Number("cleaning_precision"), 1.0);
+  EXPECT_EQ(r.Number("cleaning_recall"), 1.0);
+  EXPECT_EQ(r.Number("clean_kept"), 1.0);
+  // W = 0: every class equally likely, loss log(4).
+  EXPECT_NEAR(r.Number("test_loss"), std::log(4.0), 1e-12);
+}
+
+}  // namespace
+}  // namespace bilevel
