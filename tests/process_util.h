@@ -84,27 +84,30 @@ struct Outcome {
   }
 };
 
+struct ProcessInfo;
+inline std::vector<ProcessInfo> ProcessesIn(const std::string& cwd);
+
 // A /bin/sh command line started in the background in `dir`, output to files there.
 class Job {
  public:
   Job(const ScratchDir& dir, const std::string& command, const std::string& tag)
-      : out_(dir.File(tag + ".out")), err_(dir.File(tag + ".err")) {
+      : dir_(dir.path()), out_(dir.File(tag + ".out")), err_(dir.File(tag + ".err")) {
     EnsureMpiEnv();
     start_ = std::chrono::steady_clock::now();
     pid_ = fork();
     if (pid_ == 0) {
+      setpgid(0, 0);  // its own process group, so that the whole job can be killed at once
       const std::string line = "cd " + Quote(dir.path()) + " && exec timeout 120 " + command +
                                " >" + Quote(out_) + " 2>" + Quote(err_) + " </dev/null";
       execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
+    if (pid_ > 0) setpgid(pid_, pid_);  // also here: no race with a kill right after the fork
   }
-  ~Job() {
-    if (pid_ > 0 && !done_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
+  // Kills what is left of the job: the shell, mpirun and every rank (one process group).
+  // Kills what is left of the job: the shell, mpirun and every rank (one process group), and
+  // any process still working in the job's directory (ranks that outlived a killed mpirun).
+  ~Job();
   pid_t pid() const { return pid_; }
   double Elapsed() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -129,7 +132,7 @@ class Job {
   }
 
  private:
-  std::string out_, err_;
+  std::string dir_, out_, err_;
   pid_t pid_ = -1;
   bool done_ = false;
   std::chrono::steady_clock::time_point start_;
@@ -188,6 +191,13 @@ inline pid_t MpirunIn(const std::string& cwd) {
         p.exe.find("prterun") != std::string::npos)
       return p.pid;
   return -1;
+}
+
+inline Job::~Job() {
+  if (pid_ <= 0) return;
+  kill(-pid_, SIGKILL);
+  if (!done_) waitpid(pid_, nullptr, 0);
+  for (const ProcessInfo& p : ProcessesIn(dir_)) kill(p.pid, SIGKILL);
 }
 
 // The raw text of `key`'s value in a one-line JSON object ("" when absent): a number, or a
