@@ -20,7 +20,7 @@ SolverOptions Defaults(const Problem& problem, const std::string& algorithm) {
   const ProblemDefaults d = problem.Defaults(algorithm);
   o.inner_lr = d.inner_lr;
   o.outer_lr = d.outer_lr;
-  o.eta = d.eta;
+  o.eta_auto = true;
   o.batch_size = d.batch_size;
   return o;
 }

@@ -23,6 +23,19 @@ struct AlgorithmContext {
   const SolverOptions* options;
 };
 
+// H v over a minibatch of the inner split, summed over ranks: one allreduce of q doubles per
+// Apply. The linear solvers take it as their operator.
+struct DistributedHessian {
+  Oracles* oracles;
+  Communicator* comm;
+  ConstVecRef x, y;
+  const MiniBatch* batch;
+  void Apply(ConstVecRef v, VecRef out) {
+    oracles->HessianVec(x, y, v, *batch, out);
+    comm->AllreduceSum(out);
+  }
+};
+
 // An estimator of the hypergradient grad Phi(x) that keeps its own inner iterate y and warm
 // starts between outer iterations. Its whole state is named in State(), so that it can be saved
 // and restored.
@@ -37,6 +50,22 @@ class Algorithm {
   // x: the sum of the shares over ranks is g_hat. x must be the same on every rank; afterwards
   // y is the same on every rank.
   virtual void HypergradientShare(ConstVecRef x, VecRef share) = 0;
+
+  // The factor of the outer step at iteration k (from 1): 1 for the methods of constant steps,
+  // a decaying schedule for BSA and TTSA.
+  virtual double OuterStepScale(int k) const {
+    (void)k;
+    return 1.0;
+  }
+
+  // Whether the method uses the Neumann / fixed-point scale eta (which must then satisfy
+  // eta lambda_max(H) < 1), and the eta it uses now (options.eta, or set by the coordinator
+  // for --eta auto).
+  virtual bool UsesEta() const { return false; }
+  double eta() const { return eta_[0]; }
+  void set_eta(double eta) { eta_[0] = eta; }
+  // lambda_max(H(x, y)) on the full inner split, by `iterations` power iterations: collective.
+  double EstimateLambdaMax(ConstVecRef x, int iterations);
 
   // The inner iterate y: after HypergradientShare(x), the y at which g_hat was formed.
   const Vec& y() const { return y_; }
@@ -61,6 +90,7 @@ class Algorithm {
   AlgorithmContext context_;
   Index p_, q_;
   Vec y_;
+  Vec eta_;             // [eta], a vector so that State() can carry it
   Vec grad_y_;          // scratch, q
   MiniBatch full_inner_;
   MiniBatch full_outer_;

@@ -5,6 +5,7 @@
 #define BILEVEL_LINEAR_SOLVERS_H_
 
 #include <cmath>
+#include <cstdint>
 
 #include "bilevel/types.h"
 
@@ -45,6 +46,31 @@ int ConjugateGradient(Operator& op, ConstVecRef r0, VecRef v, int iterations, Cg
     rr = rr_new;
   }
   return it;
+}
+
+// An estimate of the largest eigenvalue of the symmetric positive semidefinite operator H:
+// `iterations` power iterations from a fixed pseudo-random start (the same on every rank; not
+// the vector of ones, which softmax Hessians annihilate), returning the last Rayleigh quotient
+// v^T H v, |v| = 1 (a lower bound that approaches lambda_max). One Apply per iteration.
+template <class Operator>
+double LargestEigenvalue(Operator& op, Index n, int iterations, Vec* v, Vec* hv) {
+  v->resize(n);
+  hv->resize(n);
+  std::uint64_t state = 0x2545F4914F6CDD1DULL;
+  for (Index i = 0; i < n; ++i) {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;  // xorshift64
+    (*v)[i] = static_cast<double>(state >> 11) * 0x1.0p-53 - 0.5;
+  }
+  v->normalize();
+  double lambda = 0;
+  for (int it = 0; it < iterations; ++it) {
+    op.Apply(*v, *hv);
+    lambda = v->dot(*hv);
+    const double norm = hv->norm();
+    if (!(norm > 0)) break;
+    *v = *hv / norm;
+  }
+  return lambda;
 }
 
 }  // namespace bilevel

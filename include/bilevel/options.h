@@ -16,7 +16,9 @@ struct SolverOptions {
   int hessian_steps = 10;            // N (AID: CG or fixed-point steps) or Q (stocBiO: Neumann terms)
   double inner_lr = 0.1;             // alpha: inner step size
   double outer_lr = 0.1;             // beta: outer step size
-  double eta = 0.1;                  // Neumann / fixed-point scale; needs eta < 1/L
+  double eta = 0.1;                  // Neumann / fixed-point scale; needs eta lambda_max(H) < 1
+  bool eta_auto = false;             // instead: eta = 0.9 / lambda_max(H), estimated by power
+                                     // iteration before the run and every 100 iterations
   Index batch_size = 64;             // stochastic methods: minibatch of each inner step
   Index outer_batch_size = 0;        // stochastic methods: batch D_F for grad F; 0 = batch_size
   Index hessian_batch_size = 0;      // stochastic methods: batches B_j and D_G; 0 = batch_size
@@ -26,6 +28,7 @@ struct SolverOptions {
                                      // invocation (a resumed run counts afresh); 0 = no limit
   int checkpoint_every = 0;          // offer a checkpoint every this many iterations; 0 = only at the end
   std::string outer_optimizer = "sgd";  // one of OuterOptimizerNames()
+  double momentum = 0.9;             // mu of the momentum outer optimizer
 
   Index EffectiveOuterBatch() const { return outer_batch_size > 0 ? outer_batch_size : batch_size; }
   Index EffectiveHessianBatch() const {

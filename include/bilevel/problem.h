@@ -68,7 +68,6 @@ Shard BlockShard(Index n, int rank, int ranks);
 struct ProblemDefaults {
   double inner_lr = 0.1;    // alpha
   double outer_lr = 0.1;    // beta
-  double eta = 0.1;         // Neumann / fixed-point scale
   Index batch_size = 64;    // minibatch size of stochastic methods
 };
 

@@ -7,6 +7,7 @@
 #ifndef BILEVEL_SOLVER_H_
 #define BILEVEL_SOLVER_H_
 
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,14 @@
 #include "bilevel/run_state.h"
 
 namespace bilevel {
+
+// A problem with the run's configuration that every rank finds at the same point (invalid
+// options, a resume state that does not fit, an eta too large for the Neumann series): every
+// rank throws it, so a caller can report it once and exit without aborting the job.
+class SolveConfigError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
 
 struct SolveSummary {
   std::string termination;  // "max_iters", "max_time", "signal" or "diverged"

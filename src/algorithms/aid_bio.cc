@@ -2,22 +2,6 @@
 
 namespace bilevel {
 
-namespace {
-
-// H v over the full inner split, summed over ranks: one allreduce of q doubles per Apply.
-struct DistributedHessian {
-  Oracles* oracles;
-  Communicator* comm;
-  ConstVecRef x, y;
-  const MiniBatch* batch;
-  void Apply(ConstVecRef v, VecRef out) {
-    oracles->HessianVec(x, y, v, *batch, out);
-    comm->AllreduceSum(out);
-  }
-};
-
-}  // namespace
-
 AidBio::AidBio(const AlgorithmContext& context, Solver solver)
     : Algorithm(context), solver_(solver), v_(Vec::Zero(q())), fused_(2 * q()), hv_(q()), jv_(p()) {
   cg_.Resize(q());
@@ -47,7 +31,7 @@ void AidBio::HypergradientShare(ConstVecRef x, VecRef share) {
   } else if (solver_ == Solver::kConjugateGradient) {
     ConjugateGradient(hessian, gyf, v_, n_steps, &cg_);
   } else {
-    const double eta = options().eta;
+    const double eta = this->eta();
     // Step 1 uses the fused H v0; steps 2..N one Hessian product each.
     v_.noalias() -= eta * (hv0 - gyf);
     for (int s = 1; s < n_steps; ++s) {

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "bilevel/linear_solvers.h"
+
 #include "bilevel/algorithms/aid_bio.h"
 #include "bilevel/algorithms/itd_bio.h"
 #include "bilevel/algorithms/stocbio.h"
@@ -13,6 +15,7 @@ Algorithm::Algorithm(const AlgorithmContext& context)
       p_(context.oracles->problem().DimOuter()),
       q_(context.oracles->problem().DimInner()),
       y_(q_),
+      eta_(Vec::Constant(1, context.options->eta)),
       grad_y_(q_) {
   context_.oracles->problem().InitialInner(y_);
   context_.sampler->Full(Split::kInner, &full_inner_);
@@ -34,6 +37,12 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
     comm().AllreduceSum(grad_y_);
     y_.noalias() -= alpha * grad_y_;
   }
+}
+
+double Algorithm::EstimateLambdaMax(ConstVecRef x, int iterations) {
+  DistributedHessian hessian{&oracles(), &comm(), x, y_, &full_inner_};
+  Vec v, hv;
+  return LargestEigenvalue(hessian, q_, iterations, &v, &hv);
 }
 
 const std::vector<std::string>& AlgorithmNames() {

@@ -17,7 +17,7 @@ void StocBio::HypergradientShare(ConstVecRef x, VecRef share) {
 
   // Neumann series, an independent minibatch B_j per factor.
   v_ = r_;
-  const double eta = o.eta;
+  const double eta = this->eta();
   for (int j = 1; j <= o.hessian_steps; ++j) {
     sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
     oracles().HessianVec(x, y_, r_, batch_, hv_);

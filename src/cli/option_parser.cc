@@ -79,7 +79,9 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
       ("outer-lr", po::value(&raw->outer_lr)->default_value("auto")->value_name("BETA"),
        "outer step size (auto: the problem's recommendation)")
       ("eta", po::value(&raw->eta)->default_value("auto")->value_name("ETA"),
-       "Neumann / fixed-point scale, needs eta < 1/L (auto: the problem's recommendation)")
+       "Neumann / fixed-point scale (aid-neumann, stocbio, bsa, ttsa), needs "
+       "eta lambda_max(H) < 1, checked before the run (auto: 0.9 / lambda_max(H), estimated "
+       "by power iteration before the run and every 100 iterations)")
       ("batch-size", po::value(&raw->batch_size)->default_value("auto")->value_name("B"),
        "stocbio: minibatch of each inner step (auto: the problem's recommendation)")
       ("outer-batch-size",
@@ -91,6 +93,8 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
       ("outer-optimizer",
        po::value(&s.outer_optimizer)->default_value(s.outer_optimizer)->value_name("NAME"),
        ("outer update: " + Join(OuterOptimizerNames())).c_str())
+      ("momentum", po::value(&s.momentum)->default_value(s.momentum, "0.9")->value_name("MU"),
+       "momentum of --outer-optimizer momentum")
       ("seed", po::value(&raw->seed)->default_value(raw->seed), "seed of the minibatch sampler")
       ("eval-every", po::value(&s.eval_every)->default_value(s.eval_every)->value_name("K"),
        "evaluate and report every K outer iterations (and at the last)")
@@ -243,7 +247,7 @@ SolveConfig ParseSolveArgs(const std::vector<std::string>& args) {
 void ResolveDefaults(const ProblemDefaults& defaults, SolveConfig* c) {
   if (c->auto_inner_lr) c->solver.inner_lr = defaults.inner_lr;
   if (c->auto_outer_lr) c->solver.outer_lr = defaults.outer_lr;
-  if (c->auto_eta) c->solver.eta = defaults.eta;
+  c->solver.eta_auto = c->auto_eta;
   if (c->auto_batch_size) c->solver.batch_size = defaults.batch_size;
   std::string error;
   if (!c->solver.IsValid(&error)) throw UsageError(error);
@@ -263,11 +267,12 @@ std::vector<std::pair<std::string, std::string>> ResolvedOptions(const SolveConf
           {"hessian-steps", std::to_string(s.hessian_steps)},
           {"inner-lr", exact(s.inner_lr)},
           {"outer-lr", exact(s.outer_lr)},
-          {"eta", exact(s.eta)},
+          {"eta", s.eta_auto ? std::string("auto") : exact(s.eta)},
           {"batch-size", std::to_string(s.batch_size)},
           {"outer-batch-size", std::to_string(s.outer_batch_size)},
           {"hessian-batch-size", std::to_string(s.hessian_batch_size)},
           {"outer-optimizer", s.outer_optimizer},
+          {"momentum", exact(s.momentum)},
           {"seed", std::to_string(s.seed)},
           {"eval-every", std::to_string(s.eval_every)},
           {"max-time", exact(s.max_time)},

@@ -183,6 +183,13 @@ int Solve(const std::vector<std::string>& args, Communicator& comm) {
   SolveSummary summary;
   try {
     summary = bilevel::Solve(*problem, comm, config.solver, &x, &y, control);
+  } catch (const SolveConfigError& e) {
+    // Every rank found the same problem at the same point: say it once, end every rank.
+    if (root) {
+      std::fprintf(stderr, "bilevel solve: error: %s\n", e.what());
+      std::fflush(stderr);
+    }
+    return kUsageExit;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "[rank %d] error: %s\n", comm.rank(), e.what());
     std::fflush(stderr);

@@ -48,8 +48,10 @@ bool SolverOptions::IsValid(std::string* error) const {
     return std::isfinite(v) && v > 0 ? true : fail(flag, Str(v), "must be a finite number > 0");
   };
   if (!positive("inner-lr", inner_lr) || !positive("outer-lr", outer_lr) ||
-      !positive("eta", eta))
+      (!eta_auto && !positive("eta", eta)))
     return false;
+  if (!(std::isfinite(momentum) && momentum >= 0 && momentum < 1))
+    return fail("momentum", Str(momentum), "must be in [0, 1)");
   if (batch_size < 1) return fail("batch-size", Str(batch_size), "must be >= 1");
   if (outer_batch_size < 0)
     return fail("outer-batch-size", Str(outer_batch_size), "must be >= 1 (or 0: --batch-size)");

@@ -54,10 +54,10 @@ void Restore(const char* what, const NamedVectors& saved,
     const Vec* found = nullptr;
     for (const auto& [saved_name, value] : saved)
       if (saved_name == name) found = &value;
-    if (!found) throw std::invalid_argument(std::string("resume: the ") + what + " state '" +
-                                            name + "' is missing");
+    if (!found) throw SolveConfigError(std::string("resume: the ") + what + " state '" + name +
+                                       "' is missing");
     if (found->size() != target->size())
-      throw std::invalid_argument(std::string("resume: the ") + what + " state '" + name +
+      throw SolveConfigError(std::string("resume: the ") + what + " state '" + name +
                                   "' has " + Str(found->size()) + " entries, expected " +
                                   Str(target->size()));
     *target = *found;
@@ -88,7 +88,9 @@ std::vector<std::pair<std::string, std::string>> Header(const Problem& problem,
                                {"hessian_steps", Str(options.hessian_steps)},
                                {"inner_lr", Str(options.inner_lr)},
                                {"outer_lr", Str(options.outer_lr)},
-                               {"eta", Str(options.eta)},
+                               {"eta", algorithm.UsesEta() ? Str(algorithm.eta()) +
+                                                                 (options.eta_auto ? " (auto)" : "")
+                                                           : std::string("unused")},
                                {"outer_optimizer", optimizer.Name()}});
   if (options.algorithm == "stocbio") {
     header.insert(header.end(), {{"batch_size", Str(options.batch_size)},
@@ -111,7 +113,7 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
 SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& options, Vec* x,
                    Vec* y, const SolveControl& control) {
   std::string error;
-  if (!options.IsValid(&error)) throw std::invalid_argument(error);
+  if (!options.IsValid(&error)) throw SolveConfigError(error);
   const auto wall_start = Clock::now();
   const bool root = comm.rank() == 0;
   SolveObserver* observer = root ? control.observer : nullptr;
@@ -121,7 +123,7 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
   Sampler sampler(problem, options.seed);
   const AlgorithmContext context{&oracles, &comm, &sampler, &options};
   std::unique_ptr<Algorithm> algorithm = MakeAlgorithm(options.algorithm, context);
-  std::unique_ptr<OuterOptimizer> optimizer = MakeOuterOptimizer(options);
+  std::unique_ptr<OuterOptimizer> optimizer = MakeOuterOptimizer(options, p);
 
   x->resize(p);
   problem.InitialOuter(*x);
@@ -130,8 +132,8 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
   int first = 1;
   if (const RunState* r = control.resume) {
     if (r->x.size() != p)
-      throw std::invalid_argument("resume: x has " + Str(r->x.size()) + " entries, the problem " +
-                                  Str(p));
+      throw SolveConfigError("resume: x has " + Str(r->x.size()) + " entries, the problem " +
+                             Str(p));
     *x = r->x;
     Restore("algorithm", r->algorithm, algorithm->State());
     Restore("outer optimizer", r->optimizer, optimizer->State());
@@ -141,6 +143,28 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
     solve_s = r->solve_s;
     first = r->iteration + 1;
   }
+
+  // Neumann safety: eta lambda_max(H) < 1, checked (or, with eta_auto, eta set to 0.9 /
+  // lambda_max) before the run, then every kEtaEvery iterations (eta_auto) or at every
+  // checkpoint iteration (fixed eta). Collective: every rank estimates the same number.
+  constexpr int kEtaEvery = 100;
+  constexpr int kPowerIterations = 20;
+  auto check_eta = [&](int iteration) {
+    const double lambda = algorithm->EstimateLambdaMax(*x, kPowerIterations);
+    if (!(lambda > 0)) return;
+    if (options.eta_auto) {
+      algorithm->set_eta(0.9 / lambda);
+      return;
+    }
+    if (algorithm->eta() * lambda >= 1)
+      throw SolveConfigError("option --eta: " + Str(algorithm->eta()) + " is too large for " +
+                             algorithm->Name() + ": eta * lambda_max(H) = " +
+                             Str(algorithm->eta()) + " * " + Str(lambda) + " = " +
+                             Str(algorithm->eta() * lambda) + " >= 1 at iteration " +
+                             Str(iteration) + ", so the Neumann series diverges; use --eta " +
+                             Str(0.9 / lambda) + " (0.9 / lambda_max) or --eta auto");
+  };
+  if (algorithm->UsesEta() && !control.resume) check_eta(first - 1);
 
   Vec share(p + 1);    // [this rank's share of g_hat; its stop request], reduced to rank 0
   Vec message(p + 1);  // [x_{k+1}; stop code], broadcast by rank 0
@@ -188,7 +212,7 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
         code = kDivergedInner;
       } else {
         message.head(p) = *x;
-        optimizer->Step(g, message.head(p));
+        optimizer->Step(g, algorithm->OuterStepScale(k), message.head(p));
         if (!message.head(p).allFinite()) code = kDivergedHypergrad;
       }
       if (code == kContinue && share[p] > 0) code = kSignal;
@@ -250,9 +274,12 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
       summary.message = "stopped after " + std::to_string(k) + " iterations on a signal";
       break;
     }
-    if (options.checkpoint_every > 0 && k % options.checkpoint_every == 0 &&
-        k != options.outer_iters)
-      checkpoint(k);
+    const bool checkpoint_now = options.checkpoint_every > 0 &&
+                                k % options.checkpoint_every == 0 && k != options.outer_iters;
+    if (algorithm->UsesEta() &&
+        (options.eta_auto ? k % kEtaEvery == 0 : checkpoint_now))
+      check_eta(k);
+    if (checkpoint_now) checkpoint(k);
   }
   if (summary.termination == "max_iters")
     summary.message = "completed " + std::to_string(summary.iterations) + " outer iterations";

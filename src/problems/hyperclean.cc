@@ -137,7 +137,6 @@ ProblemDefaults HypercleanProblem::Defaults(const std::string& algorithm) const 
   ProblemDefaults d;
   d.inner_lr = 0.1;
   d.outer_lr = 0.1 * static_cast<double>(train_.global_rows());  // g scales lambda's gradient by 1/n
-  d.eta = 0.5;
   d.batch_size = 1000;
   (void)algorithm;
   return d;

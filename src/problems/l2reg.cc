@@ -31,12 +31,23 @@ Shard L2RegProblem::LocalShard(Split split) const {
   return Shard{rows.global_begin(), rows.global_begin() + rows.rows()};
 }
 
+const Vec& L2RegProblem::ExpLambda(ConstVecRef x) const {
+  if (exp_of_.size() != x.size() || exp_of_ != x) {
+    exp_of_ = x;
+    exp_x_ = x.array().exp();
+  }
+  return exp_x_;
+}
+
 void L2RegProblem::AddRegularizer(ConstVecRef x, ConstVecRef m, double batch, VecRef out) const {
   const Index c = train_.classes();
   const double scale = batch * Scale();
+  const Vec& e = ExpLambda(x);
+  const double* mp = m.data();
+  double* op = out.data();
   for (Index k = 0; k < train_.dim(); ++k) {
-    const double w = scale * std::exp(x[k]);
-    out.segment(k * c, c) += w * m.segment(k * c, c);
+    const double w = scale * e[k];
+    for (Index j = 0; j < c; ++j) op[k * c + j] += w * mp[k * c + j];
   }
 }
 
@@ -52,8 +63,9 @@ double L2RegProblem::ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) {
   train_.Logits(batch, W(y), &z_);
   SoftmaxInPlace(&z_, train_, batch, 0, &ce_);
   const Index c = train_.classes();
+  const Vec& e = ExpLambda(x);
   double reg = 0;
-  for (Index k = 0; k < train_.dim(); ++k) reg += std::exp(x[k]) * y.segment(k * c, c).squaredNorm();
+  for (Index k = 0; k < train_.dim(); ++k) reg += e[k] * y.segment(k * c, c).squaredNorm();
   return ce_.sum() + batch.size() * 0.5 * Scale() * reg;
 }
 
@@ -83,8 +95,9 @@ void L2RegProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecR
 void L2RegProblem::GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
   const Index c = train_.classes();
   const double scale = 0.5 * batch.size() * Scale();
+  const Vec& e = ExpLambda(x);
   for (Index k = 0; k < train_.dim(); ++k)
-    out[k] = scale * std::exp(x[k]) * y.segment(k * c, c).squaredNorm();
+    out[k] = scale * e[k] * y.segment(k * c, c).squaredNorm();
 }
 
 void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
@@ -109,15 +122,15 @@ void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, cons
                                VecRef out) {
   const Index c = train_.classes();
   const double scale = batch.size() * Scale();
+  const Vec& e = ExpLambda(x);
   for (Index k = 0; k < train_.dim(); ++k)
-    out[k] = scale * std::exp(x[k]) * y.segment(k * c, c).dot(v.segment(k * c, c));
+    out[k] = scale * e[k] * y.segment(k * c, c).dot(v.segment(k * c, c));
 }
 
 ProblemDefaults L2RegProblem::Defaults(const std::string& algorithm) const {
   ProblemDefaults d;
   d.inner_lr = 100;
   d.outer_lr = 100;
-  d.eta = 0.5;
   d.batch_size = 1000;
   (void)algorithm;
   return d;

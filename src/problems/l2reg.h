@@ -60,11 +60,15 @@ class L2RegProblem : public Problem {
   void AddRegularizer(ConstVecRef x, ConstVecRef m, double batch, VecRef out) const;
   double Scale() const { return 1.0 / static_cast<double>(train_.dim() * train_.classes()); }
 
+  // exp(lambda), recomputed only when x changes (every oracle of an iteration shares x).
+  const Vec& ExpLambda(ConstVecRef x) const;
+
   std::string path_;
   std::string checksum_;
   SoftmaxRows train_, val_, test_;
   RowMatrix z_, u_;
   Vec ce_;
+  mutable Vec exp_x_, exp_of_;
 };
 
 }  // namespace bilevel::problems

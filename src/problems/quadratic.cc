@@ -297,13 +297,11 @@ Vec QuadraticProblem::HyperGradient(ConstVecRef x) const {
 ProblemDefaults QuadraticProblem::Defaults(const std::string& algorithm) const {
   ProblemDefaults d;
   d.inner_lr = 1.0 / InnerL();
-  d.eta = 1.0 / InnerL();
   d.outer_lr = 1.0 / phi_l_;
   d.batch_size = 256;
   if (algorithm == "stocbio") {
     // Noisy hypergradients: a shorter outer step keeps the noise floor low.
     d.outer_lr = 0.2 / phi_l_;
-    d.eta = 0.5 / InnerL();
   }
   return d;
 }

@@ -8,7 +8,15 @@
 namespace bilevel::problems {
 
 namespace {
+
 constexpr Index kChunk = 256;  // dense rows converted to double at a time
+
+// y[0..n) += a x[0..n): one row of W (C classes). A plain loop the compiler vectorizes; Eigen's
+// dynamic-size expressions cost more than the work for rows this short.
+inline void AxpyRow(Index n, double a, const double* __restrict x, double* __restrict y) {
+  for (Index j = 0; j < n; ++j) y[j] += a * x[j];
+}
+
 }  // namespace
 
 SoftmaxRows::SoftmaxRows(io::SplitShard shard, bool bias)
@@ -28,14 +36,15 @@ void SoftmaxRows::DenseChunk(const Batch& batch, Index begin, Index end, RowMatr
 
 void SoftmaxRows::SparseLogits(const Batch& batch, Index begin, Index end, const WeightMap& w,
                                RowMatrix* z) const {
-  z->resize(end - begin, classes());
+  const Index c = classes();
+  z->resize(end - begin, c);
+  z->setZero();
   for (Index i = begin; i < end; ++i) {
     const Index row = batch[i];
-    auto zi = z->row(i - begin);
-    zi.setZero();
+    double* zi = z->data() + (i - begin) * c;
     for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k)
-      zi.noalias() += static_cast<double>(shard_.data[k]) * w.row(shard_.indices[k]);
-    if (bias_) zi += w.row(dim_ - 1);
+      AxpyRow(c, static_cast<double>(shard_.data[k]), w.data() + shard_.indices[k] * c, zi);
+    if (bias_) AxpyRow(c, 1.0, w.data() + (dim_ - 1) * c, zi);
   }
 }
 
@@ -70,12 +79,13 @@ void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const Weig
     SparseLogits(batch, begin, end, w, &z_chunk_);
     if (v) SparseLogits(batch, begin, end, *v, &u_chunk_);
     rows(begin, &z_chunk_, v ? &u_chunk_ : nullptr);
+    const Index c = classes();
     for (Index i = begin; i < end; ++i) {
       const Index row = batch[i];
-      const auto ri = z_chunk_.row(i - begin);
+      const double* ri = z_chunk_.data() + (i - begin) * c;
       for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k)
-        g->row(shard_.indices[k]).noalias() += static_cast<double>(shard_.data[k]) * ri;
-      if (bias_) g->row(dim_ - 1) += ri;
+        AxpyRow(c, static_cast<double>(shard_.data[k]), ri, g->data() + shard_.indices[k] * c);
+      if (bias_) AxpyRow(c, 1.0, ri, g->data() + (dim_ - 1) * c);
     }
   }
 }

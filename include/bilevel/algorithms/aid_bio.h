@@ -33,8 +33,10 @@ class AidBio : public Algorithm {
   }
   void HypergradientShare(ConstVecRef x, VecRef share) override;
   std::vector<std::pair<std::string, Vec*>> State() override {
+    if (solver_ == Solver::kNeumann) return {{"y", &y_}, {"v", &v_}, {"eta", &eta_}};
     return {{"y", &y_}, {"v", &v_}};
   }
+  bool UsesEta() const override { return solver_ == Solver::kNeumann; }
 
   // The linear-system solution v of the last iteration.
   const Vec& v() const { return v_; }

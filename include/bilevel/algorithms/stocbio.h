@@ -25,6 +25,10 @@ class StocBio : public Algorithm {
 
   std::string Name() const override { return "stocbio"; }
   void HypergradientShare(ConstVecRef x, VecRef share) override;
+  bool UsesEta() const override { return true; }
+  std::vector<std::pair<std::string, Vec*>> State() override {
+    return {{"y", &y_}, {"eta", &eta_}};
+  }
 
   // The Neumann estimate v_Q of the last iteration.
   const Vec& v() const { return v_; }

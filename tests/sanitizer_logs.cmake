@@ -1,0 +1,18 @@
+# cmake -P script of the sanitizer build: MODE=clear empties DIR before the suite; MODE=check,
+# after it, fails and prints every AddressSanitizer / UBSan / LeakSanitizer report found in DIR.
+if(MODE STREQUAL "clear")
+  file(REMOVE_RECURSE ${DIR})
+  file(MAKE_DIRECTORY ${DIR})
+  return()
+endif()
+file(GLOB reports ${DIR}/*)
+if(NOT reports)
+  message(STATUS "no sanitizer reports in ${DIR}")
+  return()
+endif()
+list(LENGTH reports count)
+foreach(report IN LISTS reports)
+  file(READ ${report} text)
+  message("==== ${report}\n${text}")
+endforeach()
+message(FATAL_ERROR "${count} sanitizer report(s) in ${DIR}")
