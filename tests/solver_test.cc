@@ -35,7 +35,8 @@ TEST(Solver, EveryEstimatorConvergesOnTheDefaultQuadratic) {
   QuadraticProblem problem(QuadraticOptions(), 0, 1);
   const double start = problem.HyperGradient(Vec::Zero(problem.DimOuter())).norm();
   for (const Case& c : {Case{"aid-cg", 60, 10, 1e-6}, Case{"aid-neumann", 60, 10, 1e-6},
-                        Case{"itd", 60, 100, 1e-6}, Case{"stocbio", 400, 10, 1e-2}}) {
+                        Case{"itd", 60, 100, 1e-6}, Case{"hoag", 60, 10, 1e-6},
+                        Case{"stocbio", 400, 10, 1e-2}}) {
     SerialCommunicator comm;
     SolverOptions o = Defaults(problem, c.algorithm);
     o.outer_iters = c.outer_iters;

@@ -67,6 +67,10 @@ class Algorithm {
   // lambda_max(H(x, y)) on the full inner split, by `iterations` power iterations: collective.
   double EstimateLambdaMax(ConstVecRef x, int iterations);
 
+  // The coordinator tells the algorithm which outer iteration (from 1) comes next, for the
+  // methods whose schedules depend on it (BSA, TTSA, HOAG).
+  void set_iteration(int k) { iteration_ = k; }
+
   // The inner iterate y: after HypergradientShare(x), the y at which g_hat was formed.
   const Vec& y() const { return y_; }
 
@@ -77,8 +81,18 @@ class Algorithm {
   // T warm-started steps y <- y - alpha grad_y g(x, y), on the full inner split
   // (`batch_size` <= 0) or on a fresh minibatch of `batch_size` samples each step. One
   // allreduce of q doubles per step. When `trajectory` is given, it receives y^0..y^{T-1}
-  // (column t = y^t).
-  void InnerSteps(ConstVecRef x, int steps, Index batch_size, Eigen::MatrixXd* trajectory);
+  // (column t = y^t). alpha is options().inner_lr unless given.
+  void InnerSteps(ConstVecRef x, int steps, Index batch_size, Eigen::MatrixXd* trajectory,
+                  double alpha = 0);
+
+  // This rank's share of the hypergradient estimate of BSA and TTSA (Ghadimi & Wang 2018):
+  //   v = eta Q prod_{j=1..q} (I - eta H(x, y; B_j)) grad_y F(x, y; D_F),  q ~ U{0..Q-1}
+  //   g_hat = grad_x F(x, y; D_F) - J(x, y; D_G) v,
+  // q drawn from the shared generator (the same on every rank), each B_j independent.
+  // Communication: 1 + q allreduces of q doubles.
+  void RandomNeumannShare(ConstVecRef x, VecRef share);
+
+  int iteration() const { return iteration_; }
 
   Oracles& oracles() { return *context_.oracles; }
   Communicator& comm() { return *context_.comm; }
@@ -95,6 +109,9 @@ class Algorithm {
   MiniBatch full_inner_;
   MiniBatch full_outer_;
   MiniBatch batch_;     // scratch minibatch
+  MiniBatch outer_batch_;  // scratch minibatch of the outer split
+  Vec r_, hv_, jv_;        // scratch of RandomNeumannShare
+  int iteration_ = 1;
 };
 
 // Names accepted by MakeAlgorithm (and --algorithm).

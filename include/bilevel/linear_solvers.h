@@ -4,6 +4,7 @@
 #ifndef BILEVEL_LINEAR_SOLVERS_H_
 #define BILEVEL_LINEAR_SOLVERS_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -24,14 +25,15 @@ struct CgScratch {
 // At most `iterations` conjugate-gradient iterations on the symmetric positive definite
 // operator H, starting from v (warm start) whose residual r0 = b - H v the caller supplies (so
 // that it can be fused with other communication). One Apply per iteration. Stops early when the
-// residual is exactly zero or its norm falls below 1e-15 of the first one. Returns the number
-// of iterations done.
+// residual norm is at most `tolerance`, or exactly zero, or below 1e-15 of the first one.
+// Returns the number of iterations done.
 template <class Operator>
-int ConjugateGradient(Operator& op, ConstVecRef r0, VecRef v, int iterations, CgScratch* s) {
+int ConjugateGradient(Operator& op, ConstVecRef r0, VecRef v, int iterations, CgScratch* s,
+                      double tolerance = 0) {
   s->r = r0;
   s->p = r0;
   double rr = s->r.squaredNorm();
-  const double stop = rr * 1e-30;
+  const double stop = std::max(rr * 1e-30, tolerance * tolerance);
   int it = 0;
   for (; it < iterations; ++it) {
     if (!(rr > stop) || rr == 0.0) break;

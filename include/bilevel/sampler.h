@@ -47,6 +47,10 @@ class Sampler {
   // after the first call with a given size.
   void Draw(Split split, Index size, MiniBatch* out);
 
+  // A uniform draw from {0, ..., n - 1} (n >= 1) from the same generator, so every rank draws
+  // the same number.
+  Index UniformIndex(Index n);
+
   // The generator's state, for checkpoints.
   std::string SaveState() const;
   void LoadState(const std::string& state);

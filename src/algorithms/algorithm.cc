@@ -5,8 +5,11 @@
 #include "bilevel/linear_solvers.h"
 
 #include "bilevel/algorithms/aid_bio.h"
+#include "bilevel/algorithms/bsa.h"
+#include "bilevel/algorithms/hoag.h"
 #include "bilevel/algorithms/itd_bio.h"
 #include "bilevel/algorithms/stocbio.h"
+#include "bilevel/algorithms/ttsa.h"
 
 namespace bilevel {
 
@@ -23,8 +26,8 @@ Algorithm::Algorithm(const AlgorithmContext& context)
 }
 
 void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
-                           Eigen::MatrixXd* trajectory) {
-  const double alpha = options().inner_lr;
+                           Eigen::MatrixXd* trajectory, double alpha) {
+  if (alpha <= 0) alpha = options().inner_lr;
   if (trajectory) trajectory->resize(q_, steps);
   for (int t = 0; t < steps; ++t) {
     if (trajectory) trajectory->col(t) = y_;
@@ -39,6 +42,28 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
   }
 }
 
+void Algorithm::RandomNeumannShare(ConstVecRef x, VecRef share) {
+  const SolverOptions& o = options();
+  r_.resize(q_);
+  hv_.resize(q_);
+  jv_.resize(p_);
+  sampler().Draw(Split::kOuter, o.EffectiveOuterBatch(), &outer_batch_);
+  oracles().GradYF(x, y_, outer_batch_, r_);
+  oracles().GradXF(x, y_, outer_batch_, share);
+  comm().AllreduceSum(r_);
+  const int factors = o.hessian_steps > 0 ? static_cast<int>(sampler().UniformIndex(o.hessian_steps)) : 0;
+  for (int j = 0; j < factors; ++j) {
+    sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
+    oracles().HessianVec(x, y_, r_, batch_, hv_);
+    comm().AllreduceSum(hv_);
+    r_.noalias() -= eta() * hv_;
+  }
+  r_ *= eta() * o.hessian_steps;
+  sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
+  oracles().JacobianVec(x, y_, r_, batch_, jv_);
+  share -= jv_;
+}
+
 double Algorithm::EstimateLambdaMax(ConstVecRef x, int iterations) {
   DistributedHessian hessian{&oracles(), &comm(), x, y_, &full_inner_};
   Vec v, hv;
@@ -47,7 +72,7 @@ double Algorithm::EstimateLambdaMax(ConstVecRef x, int iterations) {
 
 const std::vector<std::string>& AlgorithmNames() {
   static const std::vector<std::string> names = {"aid-cg", "aid-neumann", "itd", "fo-itd",
-                                                 "stocbio"};
+                                                 "stocbio", "bsa", "ttsa", "hoag"};
   return names;
 }
 
@@ -57,6 +82,9 @@ std::unique_ptr<Algorithm> MakeAlgorithm(const std::string& name, const Algorith
   if (name == "itd") return std::make_unique<ItdBio>(context, /*first_order=*/false);
   if (name == "fo-itd") return std::make_unique<ItdBio>(context, /*first_order=*/true);
   if (name == "stocbio") return std::make_unique<StocBio>(context);
+  if (name == "bsa") return std::make_unique<Bsa>(context);
+  if (name == "ttsa") return std::make_unique<Ttsa>(context);
+  if (name == "hoag") return std::make_unique<Hoag>(context);
   throw std::invalid_argument("unknown algorithm '" + name + "'");
 }
 

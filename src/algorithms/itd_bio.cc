@@ -3,7 +3,10 @@
 namespace bilevel {
 
 ItdBio::ItdBio(const AlgorithmContext& context, bool first_order)
-    : Algorithm(context), first_order_(first_order), v_(q()), hv_(q()), fused_(q()), jv_(p()) {}
+    : Algorithm(context), first_order_(first_order), v_(q()) {
+  hv_.resize(q());
+  jv_.resize(p());
+}
 
 void ItdBio::HypergradientShare(ConstVecRef x, VecRef share) {
   const int steps = options().inner_steps;

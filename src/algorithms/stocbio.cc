@@ -2,8 +2,11 @@
 
 namespace bilevel {
 
-StocBio::StocBio(const AlgorithmContext& context)
-    : Algorithm(context), v_(q()), r_(q()), hv_(q()), jv_(p()) {}
+StocBio::StocBio(const AlgorithmContext& context) : Algorithm(context), v_(q()) {
+  r_.resize(q());
+  hv_.resize(q());
+  jv_.resize(p());
+}
 
 void StocBio::HypergradientShare(ConstVecRef x, VecRef share) {
   const SolverOptions& o = options();

@@ -63,6 +63,10 @@ void Sampler::Draw(Split split, Index size, MiniBatch* out) {
   std::sort(out->local_.begin(), out->local_.end());
 }
 
+Index Sampler::UniformIndex(Index n) {
+  return static_cast<Index>((static_cast<Uint128>(rng_()) * static_cast<Uint128>(n)) >> 64);
+}
+
 std::string Sampler::SaveState() const {
   std::ostringstream s;
   s << rng_;

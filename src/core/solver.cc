@@ -200,6 +200,7 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
   for (; k <= options.outer_iters; ++k) {
     const auto t0 = Clock::now();
     auto g = share.head(p);
+    algorithm->set_iteration(k);
     algorithm->HypergradientShare(*x, g);
     share[p] = control.stop_signal && *control.stop_signal ? 1.0 : 0.0;
     comm.ReduceSum(share, 0);

@@ -38,15 +38,20 @@ class AidBio : public Algorithm {
   }
   bool UsesEta() const override { return solver_ == Solver::kNeumann; }
 
-  // The linear-system solution v of the last iteration.
+  // The linear-system solution v of the last iteration, and the CG iterations it took.
   const Vec& v() const { return v_; }
+  int cg_iterations() const { return cg_iterations_; }
+
+ protected:
+  // CG stops once |H v - grad_y f| <= CgTolerance() |grad_y f| (0: only after N iterations);
+  // HOAG shrinks it with k.
+  virtual double CgTolerance() const { return 0; }
 
  private:
+  int cg_iterations_ = 0;
   Solver solver_;
   Vec v_;       // warm start of the linear solve
   Vec fused_;   // scratch: [grad_y f share; H v share]
-  Vec hv_;      // scratch, q
-  Vec jv_;      // scratch, p
   CgScratch cg_;
 };
 

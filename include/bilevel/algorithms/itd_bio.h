@@ -33,7 +33,7 @@ class ItdBio : public Algorithm {
  private:
   bool first_order_;
   Eigen::MatrixXd trajectory_;  // y^0..y^{T-1}
-  Vec v_, hv_, fused_, jv_;
+  Vec v_;
 };
 
 }  // namespace bilevel

@@ -34,8 +34,7 @@ class StocBio : public Algorithm {
   const Vec& v() const { return v_; }
 
  private:
-  Vec v_, r_, hv_, jv_;
-  MiniBatch outer_batch_;
+  Vec v_;
 };
 
 }  // namespace bilevel
