@@ -69,6 +69,7 @@ struct ProblemDefaults {
   double inner_lr = 0.1;    // alpha
   double outer_lr = 0.1;    // beta
   Index batch_size = 64;    // minibatch size of stochastic methods
+  std::string outer_optimizer = "sgd";  // one of OuterOptimizerNames()
 };
 
 // A bilevel problem: see the top of this file for the mathematics and the oracle contract.

@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "bilevel/algorithm.h"
@@ -68,7 +70,7 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
       ("algorithm", po::value(&s.algorithm)->default_value(s.algorithm)->value_name("NAME"),
        ("hypergradient estimator: " + Join(AlgorithmNames())).c_str())
       ("outer-iters", po::value(&s.outer_iters)->default_value(s.outer_iters)->value_name("K"),
-       "outer iterations")
+       "outer iterations (with --max-time and no --outer-iters: no limit but the time)")
       ("inner-steps", po::value(&s.inner_steps)->default_value(s.inner_steps)->value_name("T"),
        "inner (S)GD steps per outer iteration, warm-started")
       ("hessian-steps",
@@ -91,8 +93,9 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
        po::value(&s.hessian_batch_size)->default_value(s.hessian_batch_size)->value_name("B"),
        "stocbio: minibatch of each Hessian factor and of J v (0: --batch-size)")
       ("outer-optimizer",
-       po::value(&s.outer_optimizer)->default_value(s.outer_optimizer)->value_name("NAME"),
-       ("outer update: " + Join(OuterOptimizerNames())).c_str())
+       po::value(&s.outer_optimizer)->default_value("auto")->value_name("NAME"),
+       ("outer update: " + Join(OuterOptimizerNames()) +
+        " (auto: the problem's recommendation, adam for l2reg, else sgd)").c_str())
       ("momentum", po::value(&s.momentum)->default_value(s.momentum, "0.9")->value_name("MU"),
        "momentum of --outer-optimizer momentum")
       ("seed", po::value(&raw->seed)->default_value(raw->seed), "seed of the minibatch sampler")
@@ -173,7 +176,25 @@ const std::vector<std::string>& ProblemNames() {
   return names;
 }
 
-SolveConfig ParseSolveArgs(const std::vector<std::string>& args) {
+namespace {
+
+// Reads INI text into `vm`: the one path of --config FILE and of ParseSolveConfigText.
+void StoreConfig(std::istream& in, const std::string& name, const po::options_description& desc,
+                 po::variables_map* vm) {
+  try {
+    po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), *vm);
+  } catch (const po::unknown_option& e) {
+    throw UsageError("config file '" + name + "': " + UnknownOption(e.get_option_name(), desc));
+  } catch (const po::error& e) {
+    throw UsageError("config file '" + name + "': " + e.what());
+  }
+  if (in.bad()) throw UsageError("option --config: cannot read '" + name + "'");
+}
+
+// ParseSolveArgs, with the config file's text given (config_text) instead of read from the
+// file --config names.
+SolveConfig Parse(const std::vector<std::string>& args, const std::string* config_text,
+                  const std::string& config_name) {
   SolveConfig c;
   RawValues raw;
   const po::options_description desc = Describe(&c, &raw);
@@ -191,17 +212,17 @@ SolveConfig ParseSolveArgs(const std::vector<std::string>& args) {
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }
-  if (vm.count("config")) {
+  if (config_text) {
+    std::istringstream in(*config_text);
+    StoreConfig(in, config_name, desc, &vm);
+  } else if (vm.count("config")) {
     const std::string path = vm["config"].as<std::string>();
     std::ifstream in(path);
     if (!in) throw UsageError("option --config: cannot read '" + path + "': " + std::strerror(errno));
-    try {
-      po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), vm);
-    } catch (const po::unknown_option& e) {
-      throw UsageError("config file '" + path + "': " + UnknownOption(e.get_option_name(), desc));
-    } catch (const po::error& e) {
-      throw UsageError("config file '" + path + "': " + e.what());
-    }
+    // A directory opens, then reads as if empty.
+    if (std::error_code ec; std::filesystem::is_directory(path, ec))
+      throw UsageError("option --config: cannot read '" + path + "': " + std::strerror(EISDIR));
+    StoreConfig(in, path, desc, &vm);
   }
   try {
     po::notify(vm);
@@ -209,16 +230,21 @@ SolveConfig ParseSolveArgs(const std::vector<std::string>& args) {
     throw UsageError(e.what());
   }
   if (c.help) return c;
+  if (vm["outer-iters"].defaulted() && c.solver.max_time > 0)
+    c.solver.outer_iters = std::numeric_limits<int>::max();
 
   CheckChoice("problem", c.problem, ProblemNames());
   c.auto_inner_lr = ParseRate("inner-lr", raw.inner_lr, &c.solver.inner_lr);
   c.auto_outer_lr = ParseRate("outer-lr", raw.outer_lr, &c.solver.outer_lr);
   c.auto_eta = ParseRate("eta", raw.eta, &c.solver.eta);
   c.auto_batch_size = raw.batch_size == "auto";
+  c.auto_outer_optimizer = c.solver.outer_optimizer == "auto";
+  if (c.auto_outer_optimizer) c.solver.outer_optimizer = "sgd";  // until the problem is known
   if (!c.auto_batch_size) {
     char* end = nullptr;
+    errno = 0;
     const long long b = std::strtoll(raw.batch_size.c_str(), &end, 10);
-    if (raw.batch_size.empty() || *end != '\0' || b < 1)
+    if (raw.batch_size.empty() || *end != '\0' || errno == ERANGE || b < 1)
       throw UsageError("option --batch-size: '" + raw.batch_size +
                        "' must be an integer >= 1 or 'auto'");
     c.solver.batch_size = b;
@@ -244,10 +270,21 @@ SolveConfig ParseSolveArgs(const std::vector<std::string>& args) {
   return c;
 }
 
+}  // namespace
+
+SolveConfig ParseSolveArgs(const std::vector<std::string>& args) {
+  return Parse(args, nullptr, "");
+}
+
+SolveConfig ParseSolveConfigText(const std::string& text, const std::string& name) {
+  return Parse({}, &text, name);
+}
+
 void ResolveDefaults(const ProblemDefaults& defaults, SolveConfig* c) {
   if (c->auto_inner_lr) c->solver.inner_lr = defaults.inner_lr;
   if (c->auto_outer_lr) c->solver.outer_lr = defaults.outer_lr;
   c->solver.eta_auto = c->auto_eta;
+  if (c->auto_outer_optimizer) c->solver.outer_optimizer = defaults.outer_optimizer;
   if (c->auto_batch_size) c->solver.batch_size = defaults.batch_size;
   std::string error;
   if (!c->solver.IsValid(&error)) throw UsageError(error);

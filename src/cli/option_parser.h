@@ -24,7 +24,8 @@ class UsageError : public std::runtime_error {
 struct SolveConfig {
   std::string problem = "quadratic";
   SolverOptions solver;
-  bool auto_inner_lr = true, auto_outer_lr = true, auto_eta = true, auto_batch_size = true;
+  bool auto_inner_lr = true, auto_outer_lr = true, auto_eta = true, auto_batch_size = true,
+       auto_outer_optimizer = true;
   QuadraticOptions quadratic;
   std::string data_path;     // --data: the dataset file of hyperclean and l2reg
   std::string config_path;   // --config
@@ -42,6 +43,11 @@ const std::vector<std::string>& ProblemNames();
 // Parses the arguments after `solve`. Command-line values win over the config file's.
 // Throws UsageError with one line naming the option (and the file, for config errors).
 SolveConfig ParseSolveArgs(const std::vector<std::string>& args);
+
+// `bilevel solve --config FILE` alone, with FILE's contents given as `text` (the same parser and
+// checks, no file read); errors name the file as `name`. For the config-file fuzzer and tests.
+SolveConfig ParseSolveConfigText(const std::string& text,
+                                 const std::string& name = "<config text>");
 
 // Fills the "auto" values from `defaults`, then checks every option; throws UsageError.
 void ResolveDefaults(const ProblemDefaults& defaults, SolveConfig* config);

@@ -136,7 +136,8 @@ void HypercleanProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v,
 ProblemDefaults HypercleanProblem::Defaults(const std::string& algorithm) const {
   ProblemDefaults d;
   d.inner_lr = 0.1;
-  d.outer_lr = 0.1 * static_cast<double>(train_.global_rows());  // g scales lambda's gradient by 1/n
+  // g weighs sample i by 1/n, so lambda_i's hypergradient is O(1/n): beta = n/2.
+  d.outer_lr = 0.5 * static_cast<double>(train_.global_rows());
   d.batch_size = 1000;
   (void)algorithm;
   return d;

@@ -130,7 +130,10 @@ void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, cons
 ProblemDefaults L2RegProblem::Defaults(const std::string& algorithm) const {
   ProblemDefaults d;
   d.inner_lr = 100;
-  d.outer_lr = 100;
+  // The hypergradient carries a factor 1/(d C) and lambda must travel to about 10: Adam's steps
+  // do not depend on that scale.
+  d.outer_optimizer = "adam";
+  d.outer_lr = 0.1;
   d.batch_size = 1000;
   (void)algorithm;
   return d;
