@@ -1,7 +1,6 @@
 #include "problems/hyperclean.h"
 
 #include <cmath>
-#include <sstream>
 
 #include "bilevel/metrics.h"
 
@@ -11,31 +10,15 @@ namespace {
 
 double Sigmoid(double t) { return 1.0 / (1.0 + std::exp(-t)); }
 
-template <class T>
-std::string Str(T value) {
-  std::ostringstream s;
-  s << value;
-  return s.str();
-}
-
 }  // namespace
 
 HypercleanProblem::HypercleanProblem(const std::string& path, int rank, int ranks)
     : HypercleanProblem(path, LoadDataBlocks(path, rank, ranks)) {}
 
 HypercleanProblem::HypercleanProblem(const std::string& path, DataBlocks data)
-    : path_(path),
-      checksum_(data.info.attributes.source_sha256),
-      train_(std::move(data.train), /*bias=*/true),
-      val_(std::move(data.val), /*bias=*/true),
-      test_(std::move(data.test), /*bias=*/true) {
-  if (data.info.csr())
+    : SoftmaxProblem(path, std::move(data), /*bias=*/true) {
+  if (train_.csr())
     throw io::IoError(path + ": hyperclean needs dense features (a file from 'bilevel convert idx')");
-}
-
-Shard HypercleanProblem::LocalShard(Split split) const {
-  const SoftmaxRows& rows = split == Split::kInner ? train_ : val_;
-  return Shard{rows.global_begin(), rows.global_begin() + rows.rows()};
 }
 
 void HypercleanProblem::Weights(ConstVecRef x, const Batch& batch) {
@@ -44,33 +27,12 @@ void HypercleanProblem::Weights(ConstVecRef x, const Batch& batch) {
     s_[i] = Sigmoid(x[train_.global_begin() + batch[i]]);
 }
 
-double HypercleanProblem::ValueF(ConstVecRef, ConstVecRef y, const Batch& batch) {
-  if (batch.empty()) return 0;
-  val_.Logits(batch, W(y), &z_);
-  SoftmaxInPlace(&z_, val_, batch, 0, &ce_);
-  return ce_.sum();
-}
-
 double HypercleanProblem::ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) {
   if (batch.empty()) return 0;
   train_.Logits(batch, W(y), &z_);
   SoftmaxInPlace(&z_, train_, batch, 0, &ce_);
   Weights(x, batch);
   return s_.dot(ce_) + batch.size() * kRegularization * y.squaredNorm();
-}
-
-void HypercleanProblem::GradXF(ConstVecRef, ConstVecRef, const Batch&, VecRef out) {
-  out.setZero();
-}
-
-void HypercleanProblem::GradYF(ConstVecRef, ConstVecRef y, const Batch& batch, VecRef out) {
-  out.setZero();
-  if (batch.empty()) return;
-  MutableWeightMap g(out.data(), val_.dim(), val_.classes());
-  val_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
-    SoftmaxInPlace(z, val_, batch, first, nullptr);
-    for (Index i = 0; i < z->rows(); ++i) (*z)(i, val_.label(batch[first + i])) -= 1.0;
-  }, &g);
 }
 
 void HypercleanProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
@@ -143,35 +105,9 @@ ProblemDefaults HypercleanProblem::Defaults(const std::string& algorithm) const 
   return d;
 }
 
-std::vector<std::pair<std::string, std::string>> HypercleanProblem::Describe() const {
-  return {{"data", path_},
-          {"features", Str(train_.dim() - 1)},
-          {"classes", Str(train_.classes())},
-          {"test_samples", Str(test_.global_rows())}};
-}
-
-std::vector<std::pair<std::string, std::string>> HypercleanProblem::Identity() const {
-  auto id = Problem::Identity();
-  id.insert(id.end(), {{"data", path_},
-                       {"data_source_sha256", checksum_},
-                       {"test_samples", Str(test_.global_rows())}});
-  return id;
-}
-
 void HypercleanProblem::EvalLocalSums(ConstVecRef x, ConstVecRef y, VecRef sums) {
   sums.setZero();
-  // Test loss and accuracy on this rank's test rows.
-  const Batch test = Batch::Range(0, test_.rows());
-  if (!test.empty()) {
-    test_.Logits(test, W(y), &z_);
-    for (Index i = 0; i < test.size(); ++i) {
-      Index best = 0;
-      z_.row(i).maxCoeff(&best);
-      if (best == test_.label(i)) sums[1] += 1;
-    }
-    SoftmaxInPlace(&z_, test_, test, 0, &ce_);
-    sums[0] = ce_.sum();
-  }
+  TestSums(y, &sums[0], &sums[1]);
   // Cleaning quality on this rank's training rows.
   if (train_.has_clean_labels()) {
     for (Index i = 0; i < train_.rows(); ++i) {
@@ -187,9 +123,7 @@ void HypercleanProblem::EvalLocalSums(ConstVecRef x, ConstVecRef y, VecRef sums)
 
 void HypercleanProblem::EvalReport(ConstVecRef x, ConstVecRef, ConstVecRef, ConstVecRef sums,
                                    MetricsRecord* r) const {
-  const double n_test = static_cast<double>(test_.global_rows());
-  r->Set("test_loss", n_test > 0 ? sums[0] / n_test : NAN);
-  r->Set("test_acc", n_test > 0 ? sums[1] / n_test : NAN);
+  ReportTest(sums[0], sums[1], r);
   const double tp = sums[2], fp = sums[3], fn = sums[4], kept = sums[5];
   if (tp + fp + fn + kept > 0) {
     r->Set("cleaning_precision", tp + fp > 0 ? tp / (tp + fp) : NAN);

@@ -22,11 +22,11 @@
 #include <string>
 
 #include "bilevel/problem.h"
-#include "problems/softmax_rows.h"
+#include "problems/softmax_problem.h"
 
 namespace bilevel::problems {
 
-class HypercleanProblem : public Problem {
+class HypercleanProblem : public SoftmaxProblem {
  public:
   // Reads this rank's block of every split of the dataset file `path` (made by
   // `bilevel convert idx`).
@@ -34,16 +34,8 @@ class HypercleanProblem : public Problem {
 
   std::string Name() const override { return "hyperclean"; }
   Index DimOuter() const override { return train_.global_rows(); }
-  Index DimInner() const override { return train_.dim() * train_.classes(); }
-  Index NumSamples(Split split) const override {
-    return split == Split::kInner ? train_.global_rows() : val_.global_rows();
-  }
-  Shard LocalShard(Split split) const override;
 
-  double ValueF(ConstVecRef x, ConstVecRef y, const Batch& batch) override;
   double ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) override;
-  void GradXF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
-  void GradYF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
   void GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
   void GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
   void HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
@@ -52,8 +44,6 @@ class HypercleanProblem : public Problem {
                    VecRef out) override;
 
   ProblemDefaults Defaults(const std::string& algorithm) const override;
-  std::vector<std::pair<std::string, std::string>> Describe() const override;
-  std::vector<std::pair<std::string, std::string>> Identity() const override;
   int NumEvalSums() const override { return 6; }
   void EvalLocalSums(ConstVecRef x, ConstVecRef y, VecRef sums) override;
   void EvalReport(ConstVecRef x, ConstVecRef y, ConstVecRef hypergrad, ConstVecRef sums,
@@ -63,15 +53,11 @@ class HypercleanProblem : public Problem {
 
  private:
   HypercleanProblem(const std::string& path, DataBlocks data);
-  WeightMap W(ConstVecRef y) const { return WeightMap(y.data(), train_.dim(), train_.classes()); }
   // Sigmoid weights s_i of the batch rows.
   void Weights(ConstVecRef x, const Batch& batch);
 
-  std::string path_;
-  std::string checksum_;
-  SoftmaxRows train_, val_, test_;
-  RowMatrix z_, u_;
-  Vec ce_, s_;
+  Vec s_;  // the weights of the current batch
+
 };
 
 }  // namespace bilevel::problems

@@ -1,35 +1,16 @@
 #include "problems/l2reg.h"
 
 #include <cmath>
-#include <sstream>
 
 #include "bilevel/metrics.h"
 
 namespace bilevel::problems {
 
-namespace {
-template <class T>
-std::string Str(T value) {
-  std::ostringstream s;
-  s << value;
-  return s.str();
-}
-}  // namespace
-
 L2RegProblem::L2RegProblem(const std::string& path, int rank, int ranks)
     : L2RegProblem(path, LoadDataBlocks(path, rank, ranks)) {}
 
 L2RegProblem::L2RegProblem(const std::string& path, DataBlocks data)
-    : path_(path),
-      checksum_(data.info.attributes.source_sha256),
-      train_(std::move(data.train), /*bias=*/false),
-      val_(std::move(data.val), /*bias=*/false),
-      test_(std::move(data.test), /*bias=*/false) {}
-
-Shard L2RegProblem::LocalShard(Split split) const {
-  const SoftmaxRows& rows = split == Split::kInner ? train_ : val_;
-  return Shard{rows.global_begin(), rows.global_begin() + rows.rows()};
-}
+    : SoftmaxProblem(path, std::move(data), /*bias=*/false) {}
 
 const Vec& L2RegProblem::ExpLambda(ConstVecRef x) const {
   if (exp_of_.size() != x.size() || exp_of_ != x) {
@@ -51,13 +32,6 @@ void L2RegProblem::AddRegularizer(ConstVecRef x, ConstVecRef m, double batch, Ve
   }
 }
 
-double L2RegProblem::ValueF(ConstVecRef, ConstVecRef y, const Batch& batch) {
-  if (batch.empty()) return 0;
-  val_.Logits(batch, W(y), &z_);
-  SoftmaxInPlace(&z_, val_, batch, 0, &ce_);
-  return ce_.sum();
-}
-
 double L2RegProblem::ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) {
   if (batch.empty()) return 0;
   train_.Logits(batch, W(y), &z_);
@@ -67,18 +41,6 @@ double L2RegProblem::ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) {
   double reg = 0;
   for (Index k = 0; k < train_.dim(); ++k) reg += e[k] * y.segment(k * c, c).squaredNorm();
   return ce_.sum() + batch.size() * 0.5 * Scale() * reg;
-}
-
-void L2RegProblem::GradXF(ConstVecRef, ConstVecRef, const Batch&, VecRef out) { out.setZero(); }
-
-void L2RegProblem::GradYF(ConstVecRef, ConstVecRef y, const Batch& batch, VecRef out) {
-  out.setZero();
-  if (batch.empty()) return;
-  MutableWeightMap g(out.data(), val_.dim(), val_.classes());
-  val_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
-    SoftmaxInPlace(z, val_, batch, first, nullptr);
-    for (Index i = 0; i < z->rows(); ++i) (*z)(i, val_.label(batch[first + i])) -= 1.0;
-  }, &g);
 }
 
 void L2RegProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
@@ -139,40 +101,13 @@ ProblemDefaults L2RegProblem::Defaults(const std::string& algorithm) const {
   return d;
 }
 
-std::vector<std::pair<std::string, std::string>> L2RegProblem::Describe() const {
-  return {{"data", path_},
-          {"features", Str(train_.dim())},
-          {"classes", Str(train_.classes())},
-          {"test_samples", Str(test_.global_rows())}};
-}
-
-std::vector<std::pair<std::string, std::string>> L2RegProblem::Identity() const {
-  auto id = Problem::Identity();
-  id.insert(id.end(), {{"data", path_},
-                       {"data_source_sha256", checksum_},
-                       {"test_samples", Str(test_.global_rows())}});
-  return id;
-}
-
 void L2RegProblem::EvalLocalSums(ConstVecRef, ConstVecRef y, VecRef sums) {
-  sums.setZero();
-  const Batch test = Batch::Range(0, test_.rows());
-  if (test.empty()) return;
-  test_.Logits(test, W(y), &z_);
-  for (Index i = 0; i < test.size(); ++i) {
-    Index best = 0;
-    z_.row(i).maxCoeff(&best);
-    if (best == test_.label(i)) sums[1] += 1;
-  }
-  SoftmaxInPlace(&z_, test_, test, 0, &ce_);
-  sums[0] = ce_.sum();
+  TestSums(y, &sums[0], &sums[1]);
 }
 
 void L2RegProblem::EvalReport(ConstVecRef x, ConstVecRef, ConstVecRef, ConstVecRef sums,
                               MetricsRecord* r) const {
-  const double n_test = static_cast<double>(test_.global_rows());
-  r->Set("test_loss", n_test > 0 ? sums[0] / n_test : NAN);
-  r->Set("test_acc", n_test > 0 ? sums[1] / n_test : NAN);
+  ReportTest(sums[0], sums[1], r);
   r->Set("lambda_mean", x.mean());
   r->Set("lambda_min", x.minCoeff());
   r->Set("lambda_max", x.maxCoeff());

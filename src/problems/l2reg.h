@@ -17,27 +17,19 @@
 #include <string>
 
 #include "bilevel/problem.h"
-#include "problems/softmax_rows.h"
+#include "problems/softmax_problem.h"
 
 namespace bilevel::problems {
 
-class L2RegProblem : public Problem {
+class L2RegProblem : public SoftmaxProblem {
  public:
   // Reads this rank's block of every split of the dataset file `path` (dense or CSR).
   L2RegProblem(const std::string& path, int rank, int ranks);
 
   std::string Name() const override { return "l2reg"; }
   Index DimOuter() const override { return train_.dim(); }
-  Index DimInner() const override { return train_.dim() * train_.classes(); }
-  Index NumSamples(Split split) const override {
-    return split == Split::kInner ? train_.global_rows() : val_.global_rows();
-  }
-  Shard LocalShard(Split split) const override;
 
-  double ValueF(ConstVecRef x, ConstVecRef y, const Batch& batch) override;
   double ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) override;
-  void GradXF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
-  void GradYF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
   void GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
   void GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
   void HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
@@ -46,8 +38,6 @@ class L2RegProblem : public Problem {
                    VecRef out) override;
 
   ProblemDefaults Defaults(const std::string& algorithm) const override;
-  std::vector<std::pair<std::string, std::string>> Describe() const override;
-  std::vector<std::pair<std::string, std::string>> Identity() const override;
   int NumEvalSums() const override { return 2; }
   void EvalLocalSums(ConstVecRef x, ConstVecRef y, VecRef sums) override;
   void EvalReport(ConstVecRef x, ConstVecRef y, ConstVecRef hypergrad, ConstVecRef sums,
@@ -55,7 +45,6 @@ class L2RegProblem : public Problem {
 
  private:
   L2RegProblem(const std::string& path, DataBlocks data);
-  WeightMap W(ConstVecRef y) const { return WeightMap(y.data(), train_.dim(), train_.classes()); }
   // |B| D M: the regularizer's Hessian (diagonal) applied to M, scaled by the batch size.
   void AddRegularizer(ConstVecRef x, ConstVecRef m, double batch, VecRef out) const;
   double Scale() const { return 1.0 / static_cast<double>(train_.dim() * train_.classes()); }
@@ -63,11 +52,6 @@ class L2RegProblem : public Problem {
   // exp(lambda), recomputed only when x changes (every oracle of an iteration shares x).
   const Vec& ExpLambda(ConstVecRef x) const;
 
-  std::string path_;
-  std::string checksum_;
-  SoftmaxRows train_, val_, test_;
-  RowMatrix z_, u_;
-  Vec ce_;
   mutable Vec exp_x_, exp_of_;
 };
 

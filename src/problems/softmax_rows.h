@@ -31,6 +31,7 @@ class SoftmaxRows {
   Index global_begin() const { return shard_.begin; }  // global index of local row 0
   Index global_rows() const { return shard_.num_rows;  }
   int label(Index i) const { return shard_.labels[i]; }
+  bool csr() const { return shard_.csr; }
   bool has_clean_labels() const { return !shard_.clean_labels.empty(); }
   int clean_label(Index i) const { return shard_.clean_labels[i]; }
 

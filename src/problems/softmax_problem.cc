@@ -1,0 +1,76 @@
+#include "problems/softmax_problem.h"
+
+#include <cmath>
+#include <string>
+
+#include "bilevel/metrics.h"
+
+namespace bilevel::problems {
+
+SoftmaxProblem::SoftmaxProblem(const std::string& path, DataBlocks data, bool bias)
+    : path_(path),
+      checksum_(data.info.attributes.source_sha256),
+      train_(std::move(data.train), bias),
+      val_(std::move(data.val), bias),
+      test_(std::move(data.test), bias) {}
+
+Shard SoftmaxProblem::LocalShard(Split split) const {
+  const SoftmaxRows& rows = split == Split::kInner ? train_ : val_;
+  return Shard{rows.global_begin(), rows.global_begin() + rows.rows()};
+}
+
+double SoftmaxProblem::ValueF(ConstVecRef, ConstVecRef y, const Batch& batch) {
+  if (batch.empty()) return 0;
+  val_.Logits(batch, W(y), &z_);
+  SoftmaxInPlace(&z_, val_, batch, 0, &ce_);
+  return ce_.sum();
+}
+
+void SoftmaxProblem::GradXF(ConstVecRef, ConstVecRef, const Batch&, VecRef out) { out.setZero(); }
+
+void SoftmaxProblem::GradYF(ConstVecRef, ConstVecRef y, const Batch& batch, VecRef out) {
+  out.setZero();
+  if (batch.empty()) return;
+  MutableWeightMap g(out.data(), val_.dim(), val_.classes());
+  val_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
+    SoftmaxInPlace(z, val_, batch, first, nullptr);
+    for (Index i = 0; i < z->rows(); ++i) (*z)(i, val_.label(batch[first + i])) -= 1.0;
+  }, &g);
+}
+
+void SoftmaxProblem::TestSums(ConstVecRef y, double* loss, double* correct) {
+  *loss = *correct = 0;
+  const Batch test = Batch::Range(0, test_.rows());
+  if (test.empty()) return;
+  test_.Logits(test, W(y), &z_);
+  for (Index i = 0; i < test.size(); ++i) {
+    Index best = 0;
+    z_.row(i).maxCoeff(&best);
+    if (best == test_.label(i)) *correct += 1;
+  }
+  SoftmaxInPlace(&z_, test_, test, 0, &ce_);
+  *loss = ce_.sum();
+}
+
+void SoftmaxProblem::ReportTest(double loss, double correct, MetricsRecord* r) const {
+  const double n = static_cast<double>(test_.global_rows());
+  r->Set("test_loss", n > 0 ? loss / n : NAN);
+  r->Set("test_acc", n > 0 ? correct / n : NAN);
+}
+
+std::vector<std::pair<std::string, std::string>> SoftmaxProblem::Describe() const {
+  return {{"data", path_},
+          {"features", std::to_string(train_.dim())},
+          {"classes", std::to_string(train_.classes())},
+          {"test_samples", std::to_string(test_.global_rows())}};
+}
+
+std::vector<std::pair<std::string, std::string>> SoftmaxProblem::Identity() const {
+  auto id = Problem::Identity();
+  id.insert(id.end(), {{"data", path_},
+                       {"data_source_sha256", checksum_},
+                       {"test_samples", std::to_string(test_.global_rows())}});
+  return id;
+}
+
+}  // namespace bilevel::problems

@@ -1,0 +1,52 @@
+// What the classification problems (hyperclean, l2reg) share: a softmax classifier
+// y = W (dim x C, row-major) trained on the train split by g, validated by
+//   F_i(W) = CE(W^T a_i, label_i) over the val split,
+// with f independent of x (grad_x F = 0), and the test loss and accuracy in the evaluation.
+// Subclasses give the inner objective g and its oracles.
+#ifndef BILEVEL_SRC_PROBLEMS_SOFTMAX_PROBLEM_H_
+#define BILEVEL_SRC_PROBLEMS_SOFTMAX_PROBLEM_H_
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bilevel/problem.h"
+#include "problems/softmax_rows.h"
+
+namespace bilevel::problems {
+
+class SoftmaxProblem : public Problem {
+ public:
+  Index DimInner() const override { return train_.dim() * train_.classes(); }
+  Index NumSamples(Split split) const override {
+    return split == Split::kInner ? train_.global_rows() : val_.global_rows();
+  }
+  Shard LocalShard(Split split) const override;
+
+  double ValueF(ConstVecRef x, ConstVecRef y, const Batch& batch) override;
+  void GradXF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
+  void GradYF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
+
+  std::vector<std::pair<std::string, std::string>> Describe() const override;
+  std::vector<std::pair<std::string, std::string>> Identity() const override;
+
+ protected:
+  // `bias`: a constant feature 1 is appended to every sample.
+  SoftmaxProblem(const std::string& path, DataBlocks data, bool bias);
+
+  WeightMap W(ConstVecRef y) const { return WeightMap(y.data(), train_.dim(), train_.classes()); }
+  // Sums of the cross-entropy and of the correct predictions over this rank's test rows.
+  void TestSums(ConstVecRef y, double* loss, double* correct);
+  // Adds test_loss and test_acc from the summed TestSums.
+  void ReportTest(double loss, double correct, MetricsRecord* record) const;
+
+  std::string path_;
+  std::string checksum_;  // the sha256 of the dataset's sources
+  SoftmaxRows train_, val_, test_;
+  RowMatrix z_, u_;  // scratch: logits and products of a batch
+  Vec ce_;           // scratch: cross-entropies of a batch
+};
+
+}  // namespace bilevel::problems
+
+#endif  // BILEVEL_SRC_PROBLEMS_SOFTMAX_PROBLEM_H_
