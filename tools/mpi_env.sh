@@ -5,5 +5,6 @@ if [ "$(id -u)" = 0 ]; then
 fi
 # More ranks than cores must yield when idle, or they spin against each other.
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
+# Large messages (the 21 MB vectors of l2reg on 20 Newsgroups) are 1.6x faster with the
+# default cross-memory-attach copy than with single_copy_mechanism=none; small ones are equal.
 export OMP_NUM_THREADS=1
