@@ -12,6 +12,8 @@ packages=(
   libboost-program-options-dev
   zlib1g-dev libbz2-dev liblzma-dev
   libgtest-dev
+  clang libclang-rt-14-dev   # tools/fuzz.sh: libFuzzer and clang's sanitizer runtimes
+  python3-matplotlib   # tools/plot_metrics.py (plot_test)
 )
 
 missing=()

@@ -2,17 +2,21 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "bilevel/problems/quadratic.h"
 #include "bilevel/version.h"
 #include "bilevel/solver.h"
 #include "cli/convert_command.h"
+#include "cli/info_command.h"
 #include "cli/option_parser.h"
 #include "cli/run_reporter.h"
 #include "io/checkpoint.h"
@@ -70,6 +74,18 @@ void InstallSignalHandlers(int rank) {
   std::signal(SIGTERM, OnStopSignal);
   std::signal(SIGUSR1, OnStopSignal);
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(sig, OnFatalSignal);
+}
+
+// Test hook: BILEVEL_TEST_FATAL_SIGNAL_RANK=r makes rank r raise SIGSEGV from a short-lived
+// thread 0.5 s after its solve starts, so that a test can check that a fatal signal on one rank
+// ends the whole job with one line naming the rank and the signal.
+void StartTestFatalSignal(int rank) {
+  const char* target = std::getenv("BILEVEL_TEST_FATAL_SIGNAL_RANK");
+  if (!target || *target == '\0' || std::atoi(target) != rank) return;
+  std::thread([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::raise(SIGSEGV);
+  }).detach();
 }
 
 // Every rank reports its exit code; all learn the largest and the lowest rank that failed.
@@ -181,12 +197,18 @@ int Solve(const std::vector<std::string>& args, Communicator& comm) {
   if (!config.resume_path.empty()) control.resume = &resume.state;
   Vec x, y;
   SolveSummary summary;
+  StartTestFatalSignal(comm.rank());
   try {
     summary = bilevel::Solve(*problem, comm, config.solver, &x, &y, control);
   } catch (const SolveConfigError& e) {
     // Every rank found the same problem at the same point: say it once, end every rank.
     if (root) {
-      std::fprintf(stderr, "bilevel solve: error: %s\n", e.what());
+      // A checkpoint's state that does not fit the run ("resume: the algorithm state 'y' is
+      // missing"): name the file.
+      std::string what = e.what();
+      if (!config.resume_path.empty() && what.rfind("resume: ", 0) == 0)
+        what = "--resume " + config.resume_path + ": " + what.substr(8);
+      std::fprintf(stderr, "bilevel solve: error: %s\n", what.c_str());
       std::fflush(stderr);
     }
     return kUsageExit;
@@ -214,9 +236,10 @@ int Solve(const std::vector<std::string>& args, Communicator& comm) {
       final_record.SetInt("ranks", comm.size());
       final_record.Set("wall_s", summary.wall_s);
       if (!config.quiet) {
-        std::fprintf(stderr, "bilevel solve: %s (%s); wall %.3g s, solver %.3g s\n",
-                     summary.termination.c_str(), summary.message.c_str(), summary.wall_s,
-                     summary.solve_s);
+        // Termination, times, oracle counts and communication, after the status line.
+        observer.EndProgress();
+        std::fputs(RunReporter::SummaryText(summary).c_str(), stderr);
+        std::fflush(stderr);
       }
       std::cout << final_record.ToJson() << std::endl;
     } catch (const std::exception& e) {
@@ -235,6 +258,7 @@ const char kUsage[] =
     "Commands:\n"
     "  solve      run an algorithm on a problem ('bilevel solve --help')\n"
     "  convert    make a dataset file from IDX or LIBSVM files ('bilevel convert --help')\n"
+    "  info       describe a dataset, checkpoint or result file ('bilevel info --help')\n"
     "  --help     this help, with every option of solve\n"
     "  --version  the version\n";
 
@@ -253,8 +277,9 @@ int Main(int argc, char** argv, Communicator& comm) {
   }
   if (args[0] == "solve") return Solve({args.begin() + 1, args.end()}, comm);
   if (args[0] == "convert") return Convert({args.begin() + 1, args.end()}, comm);
+  if (args[0] == "info") return Info({args.begin() + 1, args.end()}, comm);
   if (root)
-    std::fprintf(stderr, "bilevel: error: unknown command '%s' (allowed: solve, --help, --version)\n",
+    std::fprintf(stderr, "bilevel: error: unknown command '%s' (allowed: solve, convert, info, --help, --version)\n",
                  args[0].c_str());
   return kUsageExit;
 }

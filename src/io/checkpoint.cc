@@ -3,8 +3,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
+#include <random>
+#include <sstream>
 #include <thread>
 
 #include "io/hdf5_util.h"
@@ -113,14 +117,30 @@ Checkpoint ReadCheckpoint(const std::string& path) {
     throw IoError(path + ": checkpoint format_version " + std::to_string(version) +
                   " is not the supported " + std::to_string(kFormatVersion));
   Checkpoint c;
-  c.state.iteration = static_cast<int>(ReadIntAttribute(f, "iteration", path));
-  c.ranks = static_cast<int>(ReadIntAttribute(f, "ranks", path));
+  const std::int64_t iteration = ReadIntAttribute(f, "iteration", path);
+  if (iteration < 0 || iteration > std::numeric_limits<int>::max())
+    throw IoError(path + ": attribute 'iteration' " + std::to_string(iteration) +
+                  " is not in [0, 2^31 - 1]");
+  c.state.iteration = static_cast<int>(iteration);
+  const std::int64_t ranks = ReadIntAttribute(f, "ranks", path);
+  if (ranks < 1 || ranks > std::numeric_limits<int>::max())
+    throw IoError(path + ": attribute 'ranks' " + std::to_string(ranks) +
+                  " is not in [1, 2^31 - 1]");
+  c.ranks = static_cast<int>(ranks);
   c.state.solve_s = ReadDoubleAttribute(f, "solve_s", path);
+  if (!(c.state.solve_s >= 0) || !std::isfinite(c.state.solve_s))
+    throw IoError(path + ": attribute 'solve_s' is not a finite number >= 0");
   c.state.sampler = ReadStringAttribute(f, "sampler_state", path);
+  {
+    // The sampler's generator (Sampler::SaveState): checked here so that the error names the file.
+    std::istringstream in(c.state.sampler);
+    std::mt19937_64 generator;
+    if (!(in >> generator))
+      throw IoError(path + ": attribute 'sampler_state' is not a random generator state");
+  }
   c.problem = ReadStringAttribute(f, "problem", path);
   c.algorithm = ReadStringAttribute(f, "algorithm", path);
   c.last_metrics = ReadStringAttribute(f, "last_metrics", path);
-  if (c.state.iteration < 0) throw IoError(path + ": negative iteration");
   c.state.x = ReadVector(f, "x", path);
   c.state.algorithm = ReadVectors(f, "algorithm", path);
   c.state.optimizer = ReadVectors(f, "optimizer", path);

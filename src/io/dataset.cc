@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -241,6 +242,32 @@ struct OpenSet {
 
 bool Exists(hid_t group, const char* name) { return H5Lexists(group, name, H5P_DEFAULT) > 0; }
 
+// Whether the file can hold the entries `set` declares: at most the file's size for a
+// contiguous dataset (what WriteDataset makes), 1032 times it (deflate's best ratio) for a
+// chunked one. A damaged or forged file may declare far more than it holds, and the readers
+// allocate what the dimensions say. On false, `why` says what was found.
+bool FileCanHold(hid_t set, hid_t type, const hsize_t* dims, int rank, std::string* why) {
+  const hsize_t element = H5Tget_size(type);
+  hsize_t bytes = element;
+  std::string shape;
+  bool overflow = element == 0;
+  for (int i = 0; i < rank; ++i) {
+    if (dims[i] == 0) return true;
+    shape += (i ? " x " : "") + std::to_string(dims[i]);
+    if (!overflow && bytes > std::numeric_limits<hsize_t>::max() / dims[i]) overflow = true;
+    bytes *= dims[i];
+  }
+  H5Handle file(H5Iget_file_id(set), H5Fclose);
+  hsize_t file_size = 0;
+  if (!file.ok() || H5Fget_filesize(file.get(), &file_size) < 0) file_size = 0;
+  H5Handle plist(H5Dget_create_plist(set), H5Pclose);
+  const bool contiguous = plist.ok() && H5Pget_layout(plist.get()) == H5D_CONTIGUOUS;
+  if (!overflow && bytes / (contiguous ? 1 : 1032) <= file_size) return true;
+  *why = "declares " + shape + " entries of " + std::to_string(element) +
+         " bytes, more than the whole file (" + std::to_string(file_size) + " bytes) holds";
+  return false;
+}
+
 template <typename T>
 OpenSet Open(hid_t group, const std::string& split, const char* name, int rank,
              const std::string& path) {
@@ -257,6 +284,9 @@ OpenSet Open(hid_t group, const std::string& split, const char* name, int rank,
   if (H5Tget_class(type.get()) != ClassOf<T>())
     FailAt(path, split, name,
            std::string("is not of ") + (ClassOf<T>() == H5T_FLOAT ? "float" : "integer") + " type");
+  std::string too_large;
+  if (!FileCanHold(s.set.get(), type.get(), s.dims, rank, &too_large))
+    FailAt(path, split, name, too_large);
   return s;
 }
 

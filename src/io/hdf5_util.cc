@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 namespace bilevel::io {
 
@@ -92,6 +93,20 @@ Vec ReadVector(hid_t loc, const std::string& name, const std::string& path) {
     Fail(path, "dataset '" + name + "' is not one-dimensional");
   hsize_t dims[1] = {0};
   H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  // The file must be able to hold the entries declared (at most its size when contiguous, as
+  // WriteVector makes them; 1032 times it when chunked: deflate's best ratio): a damaged or
+  // forged file may declare far more, and the vector below is allocated at the declared size.
+  const hsize_t element = H5Tget_size(type.get());
+  H5Handle file(H5Iget_file_id(set.get()), H5Fclose);
+  hsize_t file_size = 0;
+  if (!file.ok() || H5Fget_filesize(file.get(), &file_size) < 0) file_size = 0;
+  H5Handle plist(H5Dget_create_plist(set.get()), H5Pclose);
+  const hsize_t ratio = plist.ok() && H5Pget_layout(plist.get()) == H5D_CONTIGUOUS ? 1 : 1032;
+  if (dims[0] > 0 && (element == 0 || dims[0] > std::numeric_limits<hsize_t>::max() / element ||
+                      dims[0] * element / ratio > file_size))
+    Fail(path, "dataset '" + name + "' declares " + std::to_string(dims[0]) + " entries of " +
+                   std::to_string(element) + " bytes, more than the whole file (" +
+                   std::to_string(file_size) + " bytes) holds");
   Vec v(static_cast<Index>(dims[0]));
   if (v.size() > 0 &&
       H5Dread(set.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)

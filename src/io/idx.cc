@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 
 #include "io/dataset.h"
 
@@ -57,7 +58,8 @@ std::vector<std::uint64_t> ReadHeader(SourceFile* in, std::uint32_t magic, int n
 std::vector<std::uint8_t> ReadBody(SourceFile* in, std::uint64_t expected, std::uint64_t unit,
                                    const char* what) {
   std::vector<std::uint8_t> out;
-  out.reserve(std::min<std::uint64_t>(expected, std::uint64_t{1} << 28));
+  // Not more up front than a real file needs: a header alone may announce terabytes.
+  out.reserve(std::min<std::uint64_t>(expected, std::uint64_t{1} << 24));
   constexpr size_t kChunk = 1 << 20;
   while (out.size() < expected) {
     const size_t old = out.size();
@@ -92,7 +94,13 @@ IdxImages ReadIdxImages(const std::string& path) {
   if (images.rows == 0 || images.cols == 0)
     Fail(path, "image size " + std::to_string(images.rows) + " x " + std::to_string(images.cols) +
                    " has a zero dimension");
+  // Each dimension is below 2^32, so rows x cols fits in 64 bits; count x that may not, and a
+  // product that wrapped around would let a short file pass for many huge images.
   const std::uint64_t unit = dims[1] * dims[2];
+  if (dims[0] > 0 && unit > std::numeric_limits<std::int64_t>::max() / dims[0])
+    Fail(path, "the header announces " + std::to_string(dims[0]) + " images of " +
+                   std::to_string(dims[1]) + " x " + std::to_string(dims[2]) +
+                   " pixels, more bytes than a file can hold");
   images.pixels = ReadBody(&in, dims[0] * unit, unit, "images");
   images.sha256 = in.Sha256Hex();
   return images;
