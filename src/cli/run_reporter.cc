@@ -1,5 +1,7 @@
 #include "cli/run_reporter.h"
 
+#include <limits>
+
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -128,9 +130,12 @@ RunReporter::Mode ProgressMode() {
   return RunReporter::Mode::kPlain;
 }
 
-RunReporter::RunReporter(int total_iters, bool quiet, io::MetricsWriter* metrics,
-                         io::CheckpointWriter* checkpoints, io::Checkpoint run_identity)
+RunReporter::RunReporter(int total_iters, double max_time, double resumed_time, bool quiet,
+                         io::MetricsWriter* metrics, io::CheckpointWriter* checkpoints,
+                         io::Checkpoint run_identity)
     : total_(total_iters),
+      max_time_(max_time),
+      resumed_time_(resumed_time),
       quiet_(quiet),
       mode_(quiet ? Mode::kOff : ProgressMode()),
       metrics_(metrics),
@@ -195,10 +200,19 @@ std::string RunReporter::ReportLine(const MetricsRecord& r, bool full) {
   } else if (iter > first_iter_) {
     per_iter = std::chrono::duration<double>(now - first_at_).count() / (iter - first_iter_);
   }
-  const double eta = per_iter * std::max(0.0, total_ - iter);
+  double eta = per_iter * std::max(0.0, total_ - iter);
   char head[96];
-  std::snprintf(head, sizeof(head), "iter %lld/%d (%d%%)", static_cast<long long>(iter), total_,
-                total_ > 0 ? static_cast<int>(100.0 * iter / total_) : 100);
+  if (total_ == std::numeric_limits<int>::max() && max_time_ > 0) {
+    // Bounded by --max-time only: progress is the share of the time budget spent.
+    const double spent = r.Number("time_s") - resumed_time_;
+    eta = std::max(0.0, max_time_ - spent);
+    std::snprintf(head, sizeof(head), "iter %lld (%d%% of --max-time)",
+                  static_cast<long long>(iter),
+                  std::min(100, static_cast<int>(100.0 * spent / max_time_)));
+  } else {
+    std::snprintf(head, sizeof(head), "iter %lld/%d (%d%%)", static_cast<long long>(iter),
+                  total_, total_ > 0 ? static_cast<int>(100.0 * iter / total_) : 100);
+  }
   std::string line = std::string(head) + "  elapsed " + Duration(elapsed) + "  eta " +
                      Duration(eta) + "  outer_loss " + Compact(r.Number("outer_loss"));
   if (r.Has("test_acc")) line += "  test_acc " + Compact(r.Number("test_acc"));

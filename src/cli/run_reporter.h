@@ -31,8 +31,11 @@ class RunReporter : public SolveObserver {
 
   // `metrics` and `checkpoints` may be null (not requested). `run_identity` carries the options
   // and the problem's identity that every checkpoint records.
-  RunReporter(int total_iters, bool quiet, io::MetricsWriter* metrics,
-              io::CheckpointWriter* checkpoints, io::Checkpoint run_identity);
+  // total_iters = INT_MAX with max_time > 0: a run bounded by --max-time only, whose progress is
+  // the time budget spent; resumed_time is the solver time of the checkpoint it continues.
+  RunReporter(int total_iters, double max_time, double resumed_time, bool quiet,
+              io::MetricsWriter* metrics, io::CheckpointWriter* checkpoints,
+              io::Checkpoint run_identity);
   // Ends a live status line that is still open.
   ~RunReporter() override;
   RunReporter(const RunReporter&) = delete;
@@ -58,6 +61,7 @@ class RunReporter : public SolveObserver {
   void Draw(const std::string& line);
 
   int total_;
+  double max_time_, resumed_time_;
   bool quiet_;  // no header either
   Mode mode_;   // how the evaluations are reported
   io::MetricsWriter* metrics_;

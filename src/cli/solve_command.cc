@@ -189,8 +189,9 @@ int Solve(const std::vector<std::string>& args, Communicator& comm) {
     return 0;
   }
 
-  RunReporter observer(config.solver.outer_iters, config.quiet, metrics.get(), checkpoints.get(),
-                       run_identity);
+  RunReporter observer(config.solver.outer_iters, config.solver.max_time,
+                       config.resume_path.empty() ? 0.0 : resume.state.solve_s, config.quiet,
+                       metrics.get(), checkpoints.get(), run_identity);
   SolveControl control;
   control.observer = &observer;
   control.stop_signal = &stop_requested;

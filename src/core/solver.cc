@@ -1,6 +1,7 @@
 #include "bilevel/solver.h"
 
 #include <chrono>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -83,7 +84,9 @@ std::vector<std::pair<std::string, std::string>> Header(const Problem& problem,
   for (auto& fact : problem.Describe()) header.push_back(fact);
   header.insert(header.end(), {{"algorithm", algorithm.Name()},
                                {"ranks", Str(ranks)},
-                               {"outer_iters", Str(options.outer_iters)},
+                               {"outer_iters", options.outer_iters == std::numeric_limits<int>::max()
+                                                   ? std::string("unlimited")
+                                                   : Str(options.outer_iters)},
                                {"inner_steps", Str(options.inner_steps)},
                                {"hessian_steps", Str(options.hessian_steps)},
                                {"inner_lr", Str(options.inner_lr)},
