@@ -17,8 +17,10 @@ if ! command -v clang++ >/dev/null; then
   echo "tools/fuzz.sh: clang++ not found (tools/setup.sh installs clang and libclang-rt-14-dev)" >&2
   exit 1
 fi
+# -O1 -gline-tables-only: libFuzzer's recommended optimization, file:line in reports.
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DBILEVEL_FUZZ=ON -DBILEVEL_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build_dir" --target "${targets[@]/#/fuzz_}"
 
