@@ -171,11 +171,19 @@ TEST(Failure, KillingTheCoordinatorMidWriteNeverBreaksTheCheckpoint) {
     Job job(dir, Mpirun(2, "--dim-inner 400 --dim-outer 400 --samples 400 --outer-iters "
                            "100000000 --eval-every 100000 --checkpoint ck.h5 --checkpoint-every 1"),
             "kill" + std::to_string(attempt));
-    for (int i = 0; i < 400 && !std::filesystem::exists(dir.File("ck.h5")); ++i)
+    // The first checkpoint and both ranks, however slow the build (sanitizers) or the machine.
+    std::vector<std::pair<int, pid_t>> ranks;
+    for (int i = 0; i < 6000 && (ranks.size() < 2 || !std::filesystem::exists(dir.File("ck.h5")));
+         ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      ranks = testing::RankProcesses(kExe, dir.path());
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 400));
-    const auto ranks = testing::RankProcesses(kExe, dir.path());
-    ASSERT_FALSE(ranks.empty());
+    ranks = testing::RankProcesses(kExe, dir.path());
+    if (ranks.empty()) {
+      const auto outcome = job.Wait(1);
+      FAIL() << "no rank running; " << (outcome ? outcome->Describe() : "job still running");
+    }
     ASSERT_EQ(ranks[0].first, 0);
     kill(ranks[0].second, SIGKILL);
     ASSERT_TRUE(job.Wait(30).has_value());
