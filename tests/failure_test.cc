@@ -300,6 +300,30 @@ TEST(ParserRegression, ConfigBatchSizeOutOfRangeIsRefused) {
   }
 }
 
+// Boost.Program_options loops forever formatting an error about a value that holds its own
+// placeholder (found by fuzz_config: tests/fuzz/regressions/config/): `--seed %value%` or a
+// config line `data-seed = %value%` hung `bilevel solve`.
+TEST(ParserRegression, PlaceholdersInBadValuesDoNotHang) {
+  const auto refused = [](auto parse, const std::string& want) {
+    try {
+      parse();
+      ADD_FAILURE() << "accepted";
+    } catch (const cli::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  refused([] { cli::ParseSolveConfigText("data-seed = %value%\n", "run.ini"); },
+          "config file 'run.ini': the argument for option 'data-seed' is invalid");
+  refused([] { cli::ParseSolveConfigText("%invalid_line%\n", "run.ini"); },
+          "config file 'run.ini': a line is not 'key = value'");
+  refused([] { cli::ParseSolveArgs({"--seed", "%value%"}); },
+          "the argument for option '--seed' is invalid");
+  refused([] { cli::ParseSolveArgs({"--outer-iters", "%canonical_option%"}); },
+          "the argument for option '--outer-iters' is invalid");
+  // Without placeholders, Boost's own message, with the value.
+  refused([] { cli::ParseSolveArgs({"--seed", "x%y"}); }, "('x%y')");
+}
+
 // The config text parser is the --config path: the same errors, naming the file.
 TEST(ParserRegression, ConfigTextErrorsNameTheFile) {
   try {

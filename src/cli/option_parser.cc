@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <regex>
 #include <sstream>
 
 #include "bilevel/algorithm.h"
@@ -178,17 +179,31 @@ const std::vector<std::string>& ProblemNames() {
 
 namespace {
 
+// The message of a Boost.Program_options error about `input` (the arguments or the config text).
+// Boost (1.74) fills its messages by replacing placeholders such as %value% with the offending
+// text until none is left, so text that contains the placeholder itself never stops being
+// replaced: `--seed %value%` would hang. Such input gets a message without that text.
+std::string ErrorText(const po::error& e, const std::string& input) {
+  const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+  static const std::regex placeholder("%[A-Za-z_]+%");
+  if (!named || !std::regex_search(input, placeholder)) return e.what();
+  if (dynamic_cast<const po::invalid_syntax*>(&e))
+    return "a line is not 'key = value' (or holds a '%name%' placeholder)";
+  return "the argument for option '" + named->get_option_name() +
+         "' is invalid (it holds a '%name%' placeholder)";
+}
+
 // Reads INI text into `vm`: the one path of --config FILE and of ParseSolveConfigText.
-void StoreConfig(std::istream& in, const std::string& name, const po::options_description& desc,
-                 po::variables_map* vm) {
+void StoreConfig(const std::string& text, const std::string& name,
+                 const po::options_description& desc, po::variables_map* vm) {
+  std::istringstream in(text);
   try {
     po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), *vm);
   } catch (const po::unknown_option& e) {
     throw UsageError("config file '" + name + "': " + UnknownOption(e.get_option_name(), desc));
   } catch (const po::error& e) {
-    throw UsageError("config file '" + name + "': " + e.what());
+    throw UsageError("config file '" + name + "': " + ErrorText(e, text));
   }
-  if (in.bad()) throw UsageError("option --config: cannot read '" + name + "'");
 }
 
 // ParseSolveArgs, with the config file's text given (config_text) instead of read from the
@@ -199,6 +214,8 @@ SolveConfig Parse(const std::vector<std::string>& args, const std::string* confi
   RawValues raw;
   const po::options_description desc = Describe(&c, &raw);
   po::variables_map vm;
+  std::string input;  // everything the user wrote, for ErrorText
+  for (const std::string& arg : args) input += arg + " ";
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
   } catch (const po::unknown_option& e) {
@@ -207,27 +224,31 @@ SolveConfig Parse(const std::vector<std::string>& args, const std::string* confi
     throw UsageError("unexpected argument; options are written --name value "
                      "('bilevel solve --help' lists them)");
   } catch (const po::invalid_option_value& e) {
-    throw UsageError(std::string(e.what()) + " (see 'bilevel solve --help' for " +
+    throw UsageError(ErrorText(e, input) + " (see 'bilevel solve --help' for " +
                      e.get_option_name() + ")");
   } catch (const po::error& e) {
-    throw UsageError(e.what());
+    throw UsageError(ErrorText(e, input));
   }
   if (config_text) {
-    std::istringstream in(*config_text);
-    StoreConfig(in, config_name, desc, &vm);
+    input += *config_text;
+    StoreConfig(*config_text, config_name, desc, &vm);
   } else if (vm.count("config")) {
     const std::string path = vm["config"].as<std::string>();
-    std::ifstream in(path);
+    std::ifstream in(path, std::ios::binary);
     if (!in) throw UsageError("option --config: cannot read '" + path + "': " + std::strerror(errno));
     // A directory opens, then reads as if empty.
     if (std::error_code ec; std::filesystem::is_directory(path, ec))
       throw UsageError("option --config: cannot read '" + path + "': " + std::strerror(EISDIR));
-    StoreConfig(in, path, desc, &vm);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) throw UsageError("option --config: cannot read '" + path + "'");
+    input += text.str();
+    StoreConfig(text.str(), path, desc, &vm);
   }
   try {
     po::notify(vm);
   } catch (const po::error& e) {
-    throw UsageError(e.what());
+    throw UsageError(ErrorText(e, input));
   }
   if (c.help) return c;
   if (vm["outer-iters"].defaulted() && c.solver.max_time > 0)

@@ -121,7 +121,8 @@ LibsvmData ReadLibsvm(const std::string& path, Index num_features) {
   LibsvmData out;
   Parser parser(path, num_features);
   std::string buffer;
-  std::vector<char> chunk(4 << 20);
+  // Reads of 64 KiB at first, doubling up to 4 MiB: a small file costs little.
+  std::vector<char> chunk(64 << 10);
   size_t start = 0;  // first byte of buffer not yet parsed
   for (;;) {
     const size_t got = in.Read(chunk.data(), chunk.size());
@@ -129,6 +130,7 @@ LibsvmData ReadLibsvm(const std::string& path, Index num_features) {
     buffer.erase(0, start);
     start = 0;
     buffer.append(chunk.data(), got);
+    if (got == chunk.size() && chunk.size() < (4u << 20)) chunk.resize(2 * chunk.size());
     const std::string_view view(buffer);
     for (size_t newline; (newline = view.find('\n', start)) != std::string_view::npos;
          start = newline + 1)
