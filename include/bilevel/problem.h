@@ -93,6 +93,10 @@ class Problem {
   // Starting points x_0 and y_0, the same on every rank; zero by default.
   virtual void InitialOuter(VecRef x) const { x.setZero(); }
   virtual void InitialInner(VecRef y) const { y.setZero(); }
+  // The feasible set of x, if the problem has one: moves x (after each outer step, on the
+  // coordinator) to the nearest point where inner steps of size `inner_lr` stay stable. The
+  // default keeps x as it is.
+  virtual void ProjectOuter(VecRef x, double inner_lr) const { (void)x, (void)inner_lr; }
 
   // sum_i F(x, y; xi_i): the outer objective's value, summed over the batch (kOuter).
   virtual double ValueF(ConstVecRef x, ConstVecRef y, const Batch& batch) = 0;

@@ -217,6 +217,7 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
       } else {
         message.head(p) = *x;
         optimizer->Step(g, algorithm->OuterStepScale(k), message.head(p));
+        problem.ProjectOuter(message.head(p), options.inner_lr);
         if (!message.head(p).allFinite()) code = kDivergedHypergrad;
       }
       if (code == kContinue && share[p] > 0) code = kSignal;

@@ -36,8 +36,11 @@ double HypercleanProblem::ValueG(ConstVecRef x, ConstVecRef y, const Batch& batc
 }
 
 void HypercleanProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
-  out = (2.0 * kRegularization * batch.size()) * y;
-  if (batch.empty()) return;
+  if (batch.empty()) {
+    out.setZero();
+    return;
+  }
+  const SoftmaxRows::Diagonal reg{2.0 * kRegularization * batch.size(), nullptr, y.data()};
   Weights(x, batch);
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
   train_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
@@ -46,7 +49,7 @@ void HypercleanProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch,
       (*z)(i, train_.label(batch[first + i])) -= 1.0;
       z->row(i) *= s_[first + i];
     }
-  }, &g);
+  }, &g, &reg);
 }
 
 void HypercleanProblem::GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
@@ -63,8 +66,11 @@ void HypercleanProblem::GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch,
 
 void HypercleanProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v,
                                    const Batch& batch, VecRef out) {
-  out = (2.0 * kRegularization * batch.size()) * v;
-  if (batch.empty()) return;
+  if (batch.empty()) {
+    out.setZero();
+    return;
+  }
+  const SoftmaxRows::Diagonal reg{2.0 * kRegularization * batch.size(), nullptr, v.data()};
   Weights(x, batch);
   const WeightMap vw = W(v);
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
@@ -77,7 +83,7 @@ void HypercleanProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v,
       const double pu = p.dot(ui);
       p = s_[first + i] * (p.array() * (ui.array() - pu)).matrix();
     }
-  }, &g);
+  }, &g, &reg);
 }
 
 void HypercleanProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v,

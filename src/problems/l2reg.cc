@@ -20,18 +20,6 @@ const Vec& L2RegProblem::ExpLambda(ConstVecRef x) const {
   return exp_x_;
 }
 
-void L2RegProblem::AddRegularizer(ConstVecRef x, ConstVecRef m, double batch, VecRef out) const {
-  const Index c = train_.classes();
-  const double scale = batch * Scale();
-  const Vec& e = ExpLambda(x);
-  const double* mp = m.data();
-  double* op = out.data();
-  for (Index k = 0; k < train_.dim(); ++k) {
-    const double w = scale * e[k];
-    for (Index j = 0; j < c; ++j) op[k * c + j] += w * mp[k * c + j];
-  }
-}
-
 double L2RegProblem::ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) {
   if (batch.empty()) return 0;
   train_.Logits(batch, W(y), &z_);
@@ -43,15 +31,22 @@ double L2RegProblem::ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) {
   return ce_.sum() + batch.size() * 0.5 * Scale() * reg;
 }
 
+SoftmaxRows::Diagonal L2RegProblem::Regularizer(ConstVecRef x, ConstVecRef m,
+                                                const Batch& batch) const {
+  return {static_cast<double>(batch.size()) * Scale(), ExpLambda(x).data(), m.data()};
+}
+
 void L2RegProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
-  out.setZero();
-  if (batch.empty()) return;
-  AddRegularizer(x, y, batch.size(), out);
+  if (batch.empty()) {
+    out.setZero();
+    return;
+  }
+  const SoftmaxRows::Diagonal reg = Regularizer(x, y, batch);
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
   train_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
     SoftmaxInPlace(z, train_, batch, first, nullptr);
     for (Index i = 0; i < z->rows(); ++i) (*z)(i, train_.label(batch[first + i])) -= 1.0;
-  }, &g);
+  }, &g, &reg);
 }
 
 void L2RegProblem::GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
@@ -64,9 +59,11 @@ void L2RegProblem::GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecR
 
 void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
                               VecRef out) {
-  out.setZero();
-  if (batch.empty()) return;
-  AddRegularizer(x, v, batch.size(), out);
+  if (batch.empty()) {
+    out.setZero();
+    return;
+  }
+  const SoftmaxRows::Diagonal reg = Regularizer(x, v, batch);
   const WeightMap vw = W(v);
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
   train_.ProductPass(batch, W(y), &vw, [&](Index first, RowMatrix* z, RowMatrix* u) {
@@ -77,7 +74,7 @@ void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const
       const double pu = p.dot(ui);
       p = (p.array() * (ui.array() - pu)).matrix();
     }
-  }, &g);
+  }, &g, &reg);
 }
 
 void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
@@ -87,6 +84,11 @@ void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, cons
   const Vec& e = ExpLambda(x);
   for (Index k = 0; k < train_.dim(); ++k)
     out[k] = scale * e[k] * y.segment(k * c, c).dot(v.segment(k * c, c));
+}
+
+void L2RegProblem::ProjectOuter(VecRef x, double inner_lr) const {
+  const double top = std::log(1.0 / (Scale() * inner_lr));
+  x = x.cwiseMin(top);
 }
 
 ProblemDefaults L2RegProblem::Defaults(const std::string& algorithm) const {

@@ -38,6 +38,13 @@ class L2RegProblem : public SoftmaxProblem {
                    VecRef out) override;
 
   ProblemDefaults Defaults(const std::string& algorithm) const override;
+  // lambda_k <= log(d C / alpha): an inner gradient step of size alpha is stable for the
+  // regularizer's curvature exp(lambda_k) / (d C) only while alpha times it stays below 2, and
+  // at 1 the step already takes feature k's weights to 0: a larger penalty changes nothing
+  // but the step's stability. (Adam's steps do not shrink with the hypergradient, so without
+  // the bound the lambdas of the features that validation wants removed grow until the inner
+  // iteration diverges.)
+  void ProjectOuter(VecRef x, double inner_lr) const override;
   int NumEvalSums() const override { return 2; }
   void EvalLocalSums(ConstVecRef x, ConstVecRef y, VecRef sums) override;
   void EvalReport(ConstVecRef x, ConstVecRef y, ConstVecRef hypergrad, ConstVecRef sums,
@@ -46,7 +53,7 @@ class L2RegProblem : public SoftmaxProblem {
  private:
   L2RegProblem(const std::string& path, DataBlocks data);
   // |B| D M: the regularizer's Hessian (diagonal) applied to M, scaled by the batch size.
-  void AddRegularizer(ConstVecRef x, ConstVecRef m, double batch, VecRef out) const;
+  SoftmaxRows::Diagonal Regularizer(ConstVecRef x, ConstVecRef m, const Batch& batch) const;
   double Scale() const { return 1.0 / static_cast<double>(train_.dim() * train_.classes()); }
 
   // exp(lambda), recomputed only when x changes (every oracle of an iteration shares x).

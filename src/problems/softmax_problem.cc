@@ -29,8 +29,10 @@ double SoftmaxProblem::ValueF(ConstVecRef, ConstVecRef y, const Batch& batch) {
 void SoftmaxProblem::GradXF(ConstVecRef, ConstVecRef, const Batch&, VecRef out) { out.setZero(); }
 
 void SoftmaxProblem::GradYF(ConstVecRef, ConstVecRef y, const Batch& batch, VecRef out) {
-  out.setZero();
-  if (batch.empty()) return;
+  if (batch.empty()) {
+    out.setZero();
+    return;
+  }
   MutableWeightMap g(out.data(), val_.dim(), val_.classes());
   val_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
     SoftmaxInPlace(z, val_, batch, first, nullptr);

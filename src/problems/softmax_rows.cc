@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "bilevel/problem.h"
 
@@ -11,16 +12,57 @@ namespace {
 
 constexpr Index kChunk = 256;  // dense rows converted to double at a time
 
-// y[0..n) += a x[0..n): one row of W (C classes). A plain loop the compiler vectorizes; Eigen's
-// dynamic-size expressions cost more than the work for rows this short.
-inline void AxpyRow(Index n, double a, const double* __restrict x, double* __restrict y) {
+// The sparse kernels are compiled for the common class counts, so that a row of C doubles is
+// a few whole vector registers; kC = 0 is the generic version for any C.
+template <typename Kernel>
+void WithClasses(Index c, Kernel&& kernel) {
+  switch (c) {
+    case 2: return kernel(std::integral_constant<int, 2>());
+    case 10: return kernel(std::integral_constant<int, 10>());
+    case 20: return kernel(std::integral_constant<int, 20>());
+    default: return kernel(std::integral_constant<int, 0>());
+  }
+}
+
+// y[0..c) += a x[0..c): one row of W.
+template <int kC>
+inline void AxpyRow(Index c, double a, const double* __restrict x, double* __restrict y) {
+  const Index n = kC > 0 ? kC : c;
   for (Index j = 0; j < n; ++j) y[j] += a * x[j];
+}
+
+// Software prefetch of the n doubles at p (one request per cache line), kPrefetch columns ahead.
+constexpr std::size_t kPrefetch = 8;
+inline void Prefetch(const double* p, Index n) {
+  for (Index j = 0; j < n; j += 8) __builtin_prefetch(p + j);
 }
 
 }  // namespace
 
 SoftmaxRows::SoftmaxRows(io::SplitShard shard, bool bias)
-    : shard_(std::move(shard)), bias_(bias), dim_(shard_.num_features + (bias ? 1 : 0)) {}
+    : shard_(std::move(shard)), bias_(bias), dim_(shard_.num_features + (bias ? 1 : 0)) {
+  if (!shard_.csr) return;
+  // CSC by a counting sort over the features; rows stay in increasing order within a column.
+  const Index nnz = static_cast<Index>(shard_.indices.size());
+  std::vector<std::int64_t> count(shard_.num_features + 1, 0);
+  for (const std::int32_t k : shard_.indices) ++count[k + 1];
+  for (Index k = 0; k < shard_.num_features; ++k) {
+    if (count[k + 1] > 0) csc_feature_.push_back(static_cast<std::int32_t>(k));
+    count[k + 1] += count[k];
+  }
+  csc_ptr_.reserve(csc_feature_.size() + 1);
+  for (const std::int32_t k : csc_feature_) csc_ptr_.push_back(count[k]);
+  csc_ptr_.push_back(nnz);
+  csc_row_.resize(nnz);
+  csc_value_.resize(nnz);
+  for (Index i = 0; i < rows(); ++i) {
+    for (std::int64_t k = shard_.indptr[i]; k < shard_.indptr[i + 1]; ++k) {
+      const std::int64_t at = count[shard_.indices[k]]++;
+      csc_row_[at] = static_cast<std::int32_t>(i);
+      csc_value_[at] = shard_.data[k];
+    }
+  }
+}
 
 void SoftmaxRows::DenseChunk(const Batch& batch, Index begin, Index end, RowMatrix* out) const {
   const Index d = shard_.num_features;
@@ -39,17 +81,91 @@ void SoftmaxRows::SparseLogits(const Batch& batch, Index begin, Index end, const
   const Index c = classes();
   z->resize(end - begin, c);
   z->setZero();
-  for (Index i = begin; i < end; ++i) {
-    const Index row = batch[i];
-    double* zi = z->data() + (i - begin) * c;
-    for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k)
-      AxpyRow(c, static_cast<double>(shard_.data[k]), w.data() + shard_.indices[k] * c, zi);
-    if (bias_) AxpyRow(c, 1.0, w.data() + (dim_ - 1) * c, zi);
+  WithClasses(c, [&](auto kc) {
+    constexpr int kC = decltype(kc)::value;
+    for (Index i = begin; i < end; ++i) {
+      const Index row = batch[i];
+      double* zi = z->data() + (i - begin) * c;
+      for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k)
+        AxpyRow<kC>(c, static_cast<double>(shard_.data[k]), w.data() + shard_.indices[k] * c, zi);
+      if (bias_) AxpyRow<kC>(c, 1.0, w.data() + (dim_ - 1) * c, zi);
+    }
+  });
+}
+
+void SoftmaxRows::CscLogits(const WeightMap& w, RowMatrix* z) const {
+  const Index c = classes();
+  z->resize(rows(), c);
+  z->setZero();
+  WithClasses(c, [&](auto kc) {
+    constexpr int kC = decltype(kc)::value;
+    double* zp = z->data();
+    const std::size_t columns = csc_feature_.size();
+    for (std::size_t j = 0; j < columns; ++j) {
+      // Columns are sparse (a few rows each): fetch the W row of a later column now, as the
+      // hardware prefetcher cannot follow the gaps between the features that occur.
+      if (j + kPrefetch < columns) Prefetch(w.data() + csc_feature_[j + kPrefetch] * c, c);
+      const double* wk = w.data() + static_cast<Index>(csc_feature_[j]) * c;
+      for (std::int64_t k = csc_ptr_[j]; k < csc_ptr_[j + 1]; ++k)
+        AxpyRow<kC>(c, static_cast<double>(csc_value_[k]), wk, zp + csc_row_[k] * c);
+    }
+    if (bias_) {
+      for (Index i = 0; i < rows(); ++i) AxpyRow<kC>(c, 1.0, w.data() + (dim_ - 1) * c, zp + i * c);
+    }
+  });
+}
+
+void SoftmaxRows::SetDiagonal(const Diagonal* diagonal, MutableWeightMap* g) const {
+  if (!diagonal) {
+    g->setZero();
+    return;
   }
+  const Index c = classes();
+  double* gp = g->data();
+  const double* mp = diagonal->m;
+  for (Index k = 0; k < dim_; ++k) {
+    const double s = diagonal->factor * (diagonal->row_scale ? diagonal->row_scale[k] : 1.0);
+    for (Index j = 0; j < c; ++j) gp[k * c + j] = s * mp[k * c + j];
+  }
+}
+
+void SoftmaxRows::CscProducts(const RowMatrix& r, const Diagonal* diagonal,
+                              MutableWeightMap* g) const {
+  const Index c = classes();
+  acc_.resize(c);
+  WithClasses(c, [&](auto kc) {
+    constexpr int kC = decltype(kc)::value;
+    const double* rp = r.data();
+    double* acc = acc_.data();
+    std::size_t j = 0;  // the next column of the CSC copy
+    for (Index k = 0; k < dim_; ++k) {
+      double* gk = g->data() + k * c;
+      if (diagonal && k + kPrefetch < dim_) Prefetch(diagonal->m + (k + kPrefetch) * c, c);
+      if (diagonal) {
+        const double s = diagonal->factor * (diagonal->row_scale ? diagonal->row_scale[k] : 1.0);
+        const double* mk = diagonal->m + k * c;
+        for (Index l = 0; l < (kC > 0 ? kC : c); ++l) gk[l] = s * mk[l];
+      } else {
+        std::fill(gk, gk + c, 0.0);
+      }
+      if (j < csc_feature_.size() && csc_feature_[j] == k) {
+        std::fill(acc, acc + c, 0.0);
+        for (std::int64_t e = csc_ptr_[j]; e < csc_ptr_[j + 1]; ++e)
+          AxpyRow<kC>(c, static_cast<double>(csc_value_[e]), rp + csc_row_[e] * c, acc);
+        AxpyRow<kC>(c, 1.0, acc, gk);
+        ++j;
+      }
+    }
+    if (bias_) {
+      double* gb = g->data() + (dim_ - 1) * c;
+      for (Index i = 0; i < rows(); ++i) AxpyRow<kC>(c, 1.0, rp + i * c, gb);
+    }
+  });
 }
 
 void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, RowMatrix* z) const {
   const Index n = batch.size();
+  if (FullSparse(batch)) return CscLogits(w, z);
   z->resize(n, classes());
   for (Index begin = 0; begin < n; begin += kChunk) {
     const Index end = std::min(n, begin + kChunk);
@@ -64,8 +180,18 @@ void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, RowMatrix* z) c
 }
 
 void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
-                              const ChunkFn& rows, MutableWeightMap* g) const {
+                              const ChunkFn& rows, MutableWeightMap* g,
+                              const Diagonal* diagonal) const {
+  if (FullSparse(batch)) {
+    CscLogits(w, &z_chunk_);
+    if (v) CscLogits(*v, &u_chunk_);
+    rows(0, &z_chunk_, v ? &u_chunk_ : nullptr);
+    CscProducts(z_chunk_, diagonal, g);
+    return;
+  }
+  SetDiagonal(diagonal, g);
   const Index n = batch.size();
+  const Index c = classes();
   for (Index begin = 0; begin < n; begin += kChunk) {
     const Index end = std::min(n, begin + kChunk);
     if (!shard_.csr) {
@@ -79,14 +205,16 @@ void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const Weig
     SparseLogits(batch, begin, end, w, &z_chunk_);
     if (v) SparseLogits(batch, begin, end, *v, &u_chunk_);
     rows(begin, &z_chunk_, v ? &u_chunk_ : nullptr);
-    const Index c = classes();
-    for (Index i = begin; i < end; ++i) {
-      const Index row = batch[i];
-      const double* ri = z_chunk_.data() + (i - begin) * c;
-      for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k)
-        AxpyRow(c, static_cast<double>(shard_.data[k]), ri, g->data() + shard_.indices[k] * c);
-      if (bias_) AxpyRow(c, 1.0, ri, g->data() + (dim_ - 1) * c);
-    }
+    WithClasses(c, [&](auto kc) {
+      constexpr int kC = decltype(kc)::value;
+      for (Index i = begin; i < end; ++i) {
+        const Index row = batch[i];
+        const double* ri = z_chunk_.data() + (i - begin) * c;
+        for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k)
+          AxpyRow<kC>(c, static_cast<double>(shard_.data[k]), ri, g->data() + shard_.indices[k] * c);
+        if (bias_) AxpyRow<kC>(c, 1.0, ri, g->data() + (dim_ - 1) * c);
+      }
+    });
   }
 }
 
