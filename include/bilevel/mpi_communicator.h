@@ -38,8 +38,20 @@ void MpiFinalize();
 
 // A Communicator over an MPI communicator. Errors are returned by MPI, not fatal, and thrown
 // as MpiError naming the call.
+//
+// When every rank is on one node, allreduces of kSharedMinDoubles and more go through an MPI-3
+// shared-memory window instead of MPI_Allreduce: each rank sums one slice of the vector over
+// the ranks in rank order, so the result is bitwise the same on every rank and from run to
+// run. BILEVEL_SHM_ALLREDUCE=0 in the environment turns this off. The window is made by the
+// first such allreduce and freed by the destructor, which is then collective: every rank of
+// the communicator destroys it (as main() does, before MpiFinalize).
 class MpiCommunicator : public Communicator {
  public:
+  // The smallest allreduce that goes through shared memory. Measured with Open MPI 4.1 on 2
+  // to 4 ranks, the shared-memory sum is as fast as MPI_Allreduce at 256 doubles and 2-3 times
+  // faster at 1024; below, MPI_Allreduce's single message wins.
+  static constexpr Index kSharedMinDoubles = 1024;
+
   // MPI_COMM_WORLD.
   static std::unique_ptr<MpiCommunicator> World();
   ~MpiCommunicator() override;
@@ -53,6 +65,9 @@ class MpiCommunicator : public Communicator {
   // them; the others get nullptr.
   std::unique_ptr<MpiCommunicator> SplitFirst(int n);
 
+  // Whether large allreduces go through shared memory (above); false until the first one.
+  bool shared_memory_allreduce() const;
+
  protected:
   void DoAllreduceSum(double* data, Index n) override;
   void DoReduceSum(double* data, Index n, int root) override;
@@ -61,6 +76,8 @@ class MpiCommunicator : public Communicator {
  private:
   struct Handle;
   explicit MpiCommunicator(std::unique_ptr<Handle> handle);
+  // DoAllreduceSum through the shared-memory window (mpi_communicator.cc).
+  void SharedAllreduceSum(double* data, Index n);
   std::unique_ptr<Handle> handle_;
   int rank_ = 0;
   int size_ = 1;

@@ -96,7 +96,7 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
       ("outer-optimizer",
        po::value(&s.outer_optimizer)->default_value("auto")->value_name("NAME"),
        ("outer update: " + Join(OuterOptimizerNames()) +
-        " (auto: the problem's recommendation, adam for l2reg, else sgd)").c_str())
+        " (auto: the problem's recommendation, sgd for both data problems)").c_str())
       ("momentum", po::value(&s.momentum)->default_value(s.momentum, "0.9")->value_name("MU"),
        "momentum of --outer-optimizer momentum")
       ("seed", po::value(&raw->seed)->default_value(raw->seed), "seed of the minibatch sampler")

@@ -1,0 +1,163 @@
+// Run under mpirun with 2 and with 3 ranks on one node. MpiCommunicator::AllreduceSum through
+// the shared-memory window (vectors of kSharedMinDoubles and more) must give exactly the sum in
+// rank order 0, 1, ..., P-1, the same bits on every rank, for sizes around the threshold and
+// not divisible by P, growing and shrinking; below the threshold, and for every size with
+// BILEVEL_SHM_ALLREDUCE=0 (MPI_Allreduce), the sums must be right to a relative 1e-12.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bilevel/mpi_communicator.h"
+
+namespace bilevel {
+namespace {
+
+comm::MpiCommunicator* world = nullptr;
+
+constexpr Index kMin = comm::MpiCommunicator::kSharedMinDoubles;
+
+// Rank q's vector for the c-th call: random signs and magnitudes over 2^-20..2^20, so that
+// summing in another order changes the rounding. Every rank can make every rank's vector.
+std::vector<double> RankVector(int q, Index n, int c) {
+  std::mt19937_64 gen(1000003 * q + 7919 * c + n);
+  std::uniform_real_distribution<double> unit(-1.0, 1.0);
+  std::uniform_int_distribution<int> exponent(-20, 20);
+  std::vector<double> v(n);
+  for (double& x : v) x = std::ldexp(unit(gen), exponent(gen));
+  return v;
+}
+
+// The elementwise sum of the ranks' vectors in rank order, ((v_0 + v_1) + v_2) + ..., made
+// locally, and the sum of their absolute values, which bounds the rounding of any order.
+struct Reference {
+  std::vector<double> sum, scale;
+};
+Reference RankOrderSum(int ranks, Index n, int c) {
+  Reference ref{std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
+  for (int q = 0; q < ranks; ++q) {
+    const std::vector<double> v = RankVector(q, n, c);
+    for (Index i = 0; i < n; ++i) ref.sum[i] += v[i], ref.scale[i] += std::abs(v[i]);
+  }
+  return ref;
+}
+
+// Elements of `got` whose bits differ from `want`.
+Index BitwiseMismatches(const std::vector<double>& got, const std::vector<double>& want) {
+  Index bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    bad += std::memcmp(&got[i], &want[i], sizeof(double)) != 0;
+  }
+  return bad;
+}
+
+// Elements of `got` farther than 1e-12 relative from the reference sum (MPI_Allreduce sums
+// in an order of its own).
+Index InexactSums(const std::vector<double>& got, const Reference& ref) {
+  Index bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    bad += !(std::abs(got[i] - ref.sum[i]) <= 1e-12 * ref.scale[i]);
+  }
+  return bad;
+}
+
+// Calls AllreduceSum on `comm` for each size in turn and checks the counters and the result:
+// from kMin on (shared memory) exactly the rank-order sum, with rank 0's bits (broadcast);
+// below it (MPI_Allreduce) to 1e-12.
+void CheckSums(comm::MpiCommunicator& comm, const std::vector<Index>& sizes) {
+  const int r = comm.rank(), ranks = comm.size();
+  for (size_t c = 0; c < sizes.size(); ++c) {
+    const Index n = sizes[c];
+    std::vector<double> v = RankVector(r, n, static_cast<int>(c));
+    const CommStats before = comm.stats();
+    comm.AllreduceSum(v.data(), n);
+    EXPECT_EQ(comm.stats().allreduce_calls, before.allreduce_calls + 1);
+    EXPECT_EQ(comm.stats().allreduce_bytes, before.allreduce_bytes + n * 8);
+    const Reference ref = RankOrderSum(ranks, n, static_cast<int>(c));
+    const std::string where = "n = " + std::to_string(n) + " (call " + std::to_string(c) +
+                              ") on rank " + std::to_string(r) + " of " + std::to_string(ranks);
+    if (n < kMin) {
+      EXPECT_EQ(InexactSums(v, ref), 0) << where;
+      continue;
+    }
+    EXPECT_TRUE(comm.shared_memory_allreduce()) << where;
+    EXPECT_EQ(BitwiseMismatches(v, ref.sum), 0) << where;
+    std::vector<double> first = v;
+    comm.Broadcast(first.data(), n, 0);
+    EXPECT_EQ(BitwiseMismatches(v, first), 0) << where << " vs rank 0";
+  }
+}
+
+// Sizes below, at and above the threshold, not divisible by 2 or 3, the 20 Newsgroups vector
+// (2,602,140 doubles), then shrinking and growing again.
+const std::vector<Index> kSizes = {1,       1000,    kMin - 1, kMin,    kMin + 1, 3 * kMin + 5,
+                                   2602140, 2602141, 100003,   kMin,    40000,    7,
+                                   2602141, 65537,   65537,    2602140, 1};
+
+TEST(SharedAllreduce, ExactRankOrderSumsOnEveryRank) {
+  EXPECT_FALSE(world->shared_memory_allreduce());  // nothing large yet
+  CheckSums(*world, kSizes);
+}
+
+TEST(SharedAllreduce, ExactCheckSeesTheSummationOrder) {
+  // On 3 ranks and more, the vectors above summed in reverse rank order differ in some bits,
+  // so the exact checks would catch a sum in another order.
+  const int ranks = world->size();
+  if (ranks < 3) GTEST_SKIP() << "one order only on 2 ranks (a + b == b + a)";
+  std::vector<double> reverse = RankVector(ranks - 1, kMin, 0);
+  for (int q = ranks - 2; q >= 0; --q) {
+    const std::vector<double> v = RankVector(q, kMin, 0);
+    for (Index i = 0; i < kMin; ++i) reverse[i] += v[i];
+  }
+  EXPECT_GT(BitwiseMismatches(reverse, RankOrderSum(ranks, kMin, 0).sum), 0);
+}
+
+TEST(SharedAllreduce, SubCommunicatorsHaveTheirOwnWindows) {
+  // The first 2 ranks and all of them, alive together; each frees its window when destroyed.
+  std::unique_ptr<comm::MpiCommunicator> pair = world->SplitFirst(2);
+  std::unique_ptr<comm::MpiCommunicator> all = world->SplitFirst(world->size());
+  if (pair) CheckSums(*pair, {kMin + 3, 300001, kMin + 3});
+  CheckSums(*all, {300001, kMin + 3, 2 * kMin});
+  if (pair) CheckSums(*pair, {2602140});
+}
+
+TEST(SharedAllreduce, MpiAllreduceWhenTurnedOff) {
+  ASSERT_EQ(setenv("BILEVEL_SHM_ALLREDUCE", "0", 1), 0);
+  std::unique_ptr<comm::MpiCommunicator> comm = world->SplitFirst(world->size());
+  for (const Index n : {kMin, 3 * kMin + 5, Index{2602141}}) {
+    std::vector<double> v = RankVector(comm->rank(), n, 0);
+    comm->AllreduceSum(v.data(), n);
+    EXPECT_EQ(InexactSums(v, RankOrderSum(comm->size(), n, 0)), 0) << "n = " << n;
+  }
+  EXPECT_FALSE(comm->shared_memory_allreduce());
+  ASSERT_EQ(unsetenv("BILEVEL_SHM_ALLREDUCE"), 0);
+}
+
+}  // namespace
+}  // namespace bilevel
+
+int main(int argc, char** argv) {
+  bilevel::comm::MpiInit(&argc, &argv);
+  int failed = 0;
+  {
+    auto world = bilevel::comm::MpiCommunicator::World();
+    bilevel::world = world.get();
+    ::testing::InitGoogleTest(&argc, argv);
+    if (world->rank() != 0) {
+      // One report, from rank 0; the others still run and check their assertions.
+      auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+      delete listeners.Release(listeners.default_result_printer());
+    }
+    failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
+    bilevel::Vec f = bilevel::Vec::Constant(1, failed);
+    world->AllreduceSum(f);
+    failed = f[0] > 0 ? 1 : 0;
+  }
+  bilevel::comm::MpiFinalize();
+  return failed;
+}
