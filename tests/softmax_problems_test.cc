@@ -159,6 +159,39 @@ TEST(L2Reg, FullBatchColumnPassesEqualRowPasses) {
   }
 }
 
+// Full-batch Hessian products keep P = softmax(A W) while y stays the same; a new y (even one
+// that differs in a single bit) gets a new P: the products equal those of a minibatch that
+// holds every row, whatever came before.
+template <class P>
+void ExpectCachedProbabilitiesFollowY(const std::string& path) {
+  P problem(path, 0, 1);
+  const Index p = problem.DimOuter(), q = problem.DimInner();
+  const Index n = problem.LocalShard(Split::kInner).size();
+  std::vector<Index> all(n);
+  for (Index i = 0; i < n; ++i) all[i] = i;
+  const Batch range = Batch::Range(0, n), list = Batch::List(all.data(), n);
+  const Vec x = RandomVec(p, 11, 1.0), v = RandomVec(q, 12, 1.0);
+  Vec y = RandomVec(q, 13, 0.5), a(q), b(q);
+  for (int step = 0; step < 3; ++step) {
+    problem.HessianVec(x, y, v, range, a);
+    problem.HessianVec(x, y, v, range, a);  // the kept P
+    problem.HessianVec(x, y, v, list, b);
+    EXPECT_LT((a - b).norm(), 1e-13 * b.norm()) << "step " << step;
+    y[q / 2] = std::nextafter(y[q / 2], 1.0);  // one bit
+    if (step == 1) y = RandomVec(q, 14, 0.5);
+  }
+}
+
+TEST(Hyperclean, CachedProbabilitiesFollowY) {
+  testing::ScratchDir dir;
+  ExpectCachedProbabilitiesFollowY<HypercleanProblem>(MakeFile(dir, false));
+}
+
+TEST(L2Reg, CachedProbabilitiesFollowY) {
+  testing::ScratchDir dir;
+  ExpectCachedProbabilitiesFollowY<L2RegProblem>(MakeFile(dir, true));
+}
+
 // lambda stays where an inner step of size alpha is stable for the regularizer:
 // alpha exp(lambda_k) / (d C) <= 1, i.e. lambda_k <= log(d C / alpha); below, x is unchanged.
 TEST(L2Reg, ProjectionKeepsTheInnerStepStable) {

@@ -12,6 +12,40 @@
 
 namespace bilevel {
 
+namespace internal {
+
+// One sweep of CG's update: v += a p, r -= a hp, returning |r|^2 of the new r. On long vectors
+// (the 2.6M doubles of l2reg on 20 Newsgroups) the passes over memory are the cost: this one
+// reads 4 vectors and writes 2, where three separate updates read 5 and write 2. The norm
+// keeps 8 partial sums (one vector register), so that the loop vectorizes without reordering
+// what the source says.
+inline double CgUpdate(double a, ConstVecRef p, ConstVecRef hp, VecRef v, VecRef r) {
+  const Index n = v.size();
+  const double* __restrict pp = p.data();
+  const double* __restrict hpp = hp.data();
+  double* __restrict vp = v.data();
+  double* __restrict rp = r.data();
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  Index i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) {
+      vp[i + j] += a * pp[i + j];
+      const double ri = rp[i + j] - a * hpp[i + j];
+      rp[i + j] = ri;
+      acc[j] += ri * ri;
+    }
+  }
+  for (int j = 0; i < n; ++i, ++j) {
+    vp[i] += a * pp[i];
+    const double ri = rp[i] - a * hpp[i];
+    rp[i] = ri;
+    acc[j] += ri * ri;
+  }
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+}  // namespace internal
+
 // Scratch for ConjugateGradient, sized once by the caller.
 struct CgScratch {
   Vec r, p, hp;
@@ -41,9 +75,7 @@ int ConjugateGradient(Operator& op, ConstVecRef r0, VecRef v, int iterations, Cg
     const double php = s->p.dot(s->hp);
     if (!(php > 0.0)) break;  // not positive definite along p (or exhausted precision)
     const double a = rr / php;
-    v.noalias() += a * s->p;
-    s->r.noalias() -= a * s->hp;
-    const double rr_new = s->r.squaredNorm();
+    const double rr_new = internal::CgUpdate(a, s->p, s->hp, v, s->r);
     s->p = s->r + (rr_new / rr) * s->p;
     rr = rr_new;
   }

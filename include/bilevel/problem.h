@@ -69,6 +69,7 @@ struct ProblemDefaults {
   double inner_lr = 0.1;    // alpha
   double outer_lr = 0.1;    // beta
   Index batch_size = 64;    // minibatch size of stochastic methods
+  int inner_steps = 10;     // T: inner steps per outer iteration
   std::string outer_optimizer = "sgd";  // one of OuterOptimizerNames()
 };
 

@@ -72,8 +72,9 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
        ("hypergradient estimator: " + Join(AlgorithmNames())).c_str())
       ("outer-iters", po::value(&s.outer_iters)->default_value(s.outer_iters)->value_name("K"),
        "outer iterations (with --max-time and no --outer-iters: no limit but the time)")
-      ("inner-steps", po::value(&s.inner_steps)->default_value(s.inner_steps)->value_name("T"),
-       "inner (S)GD steps per outer iteration, warm-started")
+      ("inner-steps", po::value(&s.inner_steps)->default_value(s.inner_steps, "auto")->value_name("T"),
+       "inner (S)GD steps per outer iteration, warm-started (auto: the problem's "
+       "recommendation, 10 unless it says otherwise)")
       ("hessian-steps",
        po::value(&s.hessian_steps)->default_value(s.hessian_steps)->value_name("N"),
        "CG or fixed-point steps (aid-*), Neumann terms Q (stocbio)")
@@ -96,7 +97,7 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
       ("outer-optimizer",
        po::value(&s.outer_optimizer)->default_value("auto")->value_name("NAME"),
        ("outer update: " + Join(OuterOptimizerNames()) +
-        " (auto: the problem's recommendation, sgd for both data problems)").c_str())
+        " (auto: the problem's recommendation; sgd for every shipped problem)").c_str())
       ("momentum", po::value(&s.momentum)->default_value(s.momentum, "0.9")->value_name("MU"),
        "momentum of --outer-optimizer momentum")
       ("seed", po::value(&raw->seed)->default_value(raw->seed), "seed of the minibatch sampler")
@@ -255,6 +256,7 @@ SolveConfig Parse(const std::vector<std::string>& args, const std::string* confi
     c.solver.outer_iters = std::numeric_limits<int>::max();
 
   CheckChoice("problem", c.problem, ProblemNames());
+  c.auto_inner_steps = vm["inner-steps"].defaulted();
   c.auto_inner_lr = ParseRate("inner-lr", raw.inner_lr, &c.solver.inner_lr);
   c.auto_outer_lr = ParseRate("outer-lr", raw.outer_lr, &c.solver.outer_lr);
   c.auto_eta = ParseRate("eta", raw.eta, &c.solver.eta);
@@ -307,6 +309,7 @@ void ResolveDefaults(const ProblemDefaults& defaults, SolveConfig* c) {
   c->solver.eta_auto = c->auto_eta;
   if (c->auto_outer_optimizer) c->solver.outer_optimizer = defaults.outer_optimizer;
   if (c->auto_batch_size) c->solver.batch_size = defaults.batch_size;
+  if (c->auto_inner_steps) c->solver.inner_steps = defaults.inner_steps;
   std::string error;
   if (!c->solver.IsValid(&error)) throw UsageError(error);
 }

@@ -73,9 +73,11 @@ void HypercleanProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v,
   const SoftmaxRows::Diagonal reg{2.0 * kRegularization * batch.size(), nullptr, v.data()};
   Weights(x, batch);
   const WeightMap vw = W(v);
+  // AID's Hessian products at one y share P (a full-batch pass); minibatches compute their own.
+  const RowMatrix* probs = train_.IsFull(batch) ? &train_.FullProbabilities(W(y)) : nullptr;
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
   train_.ProductPass(batch, W(y), &vw, [&](Index first, RowMatrix* z, RowMatrix* u) {
-    SoftmaxInPlace(z, train_, batch, first, nullptr);
+    if (!probs) SoftmaxInPlace(z, train_, batch, first, nullptr);
     for (Index i = 0; i < z->rows(); ++i) {
       // Row i of R: s_i (diag(p) - p p^T) u_i, written over p.
       auto p = z->row(i);
@@ -83,7 +85,7 @@ void HypercleanProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v,
       const double pu = p.dot(ui);
       p = s_[first + i] * (p.array() * (ui.array() - pu)).matrix();
     }
-  }, &g, &reg);
+  }, &g, &reg, probs);
 }
 
 void HypercleanProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v,
@@ -105,9 +107,16 @@ ProblemDefaults HypercleanProblem::Defaults(const std::string& algorithm) const 
   ProblemDefaults d;
   d.inner_lr = 0.1;
   // g weighs sample i by 1/n, so lambda_i's hypergradient is O(1/n): beta = n/2.
-  d.outer_lr = 0.5 * static_cast<double>(train_.global_rows());
+  const double n = static_cast<double>(train_.global_rows());
+  d.outer_lr = 0.5 * n;
   d.batch_size = 1000;
-  (void)algorithm;
+  if (algorithm == "stocbio") {
+    // Measured on MNIST and Fashion-MNIST with half the labels corrupted (README, "Results"):
+    // 20 SGD steps per outer iteration and beta = n reach 0.1-0.2 points more test accuracy in
+    // 30-60 s than 10 steps and n/2 (90.6% against 90.4-90.5% on MNIST at 30 s).
+    d.inner_steps = 20;
+    d.outer_lr = n;
+  }
   return d;
 }
 

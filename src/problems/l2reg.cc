@@ -65,16 +65,18 @@ void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const
   }
   const SoftmaxRows::Diagonal reg = Regularizer(x, v, batch);
   const WeightMap vw = W(v);
+  // AID's Hessian products at one y share P (a full-batch pass); minibatches compute their own.
+  const RowMatrix* probs = train_.IsFull(batch) ? &train_.FullProbabilities(W(y)) : nullptr;
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
   train_.ProductPass(batch, W(y), &vw, [&](Index first, RowMatrix* z, RowMatrix* u) {
-    SoftmaxInPlace(z, train_, batch, first, nullptr);
+    if (!probs) SoftmaxInPlace(z, train_, batch, first, nullptr);
     for (Index i = 0; i < z->rows(); ++i) {
       auto p = z->row(i);  // becomes row i of R = (diag(p) - p p^T) u_i
       const auto ui = u->row(i);
       const double pu = p.dot(ui);
       p = (p.array() * (ui.array() - pu)).matrix();
     }
-  }, &g, &reg);
+  }, &g, &reg, probs);
 }
 
 void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <stdexcept>
 #include <type_traits>
 
 #include "bilevel/problem.h"
@@ -179,11 +181,29 @@ void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, RowMatrix* z) c
   }
 }
 
+const RowMatrix& SoftmaxRows::FullProbabilities(const WeightMap& w) const {
+  const Index size = w.size();
+  if (probs_of_.size() == size && size > 0 &&
+      std::memcmp(probs_of_.data(), w.data(), sizeof(double) * size) == 0)
+    return probs_;
+  const Batch all = Batch::Range(0, rows());
+  Logits(all, w, &probs_);
+  SoftmaxInPlace(&probs_, *this, all, 0, nullptr);
+  probs_of_ = Eigen::Map<const Vec>(w.data(), size);
+  return probs_;
+}
+
 void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
                               const ChunkFn& rows, MutableWeightMap* g,
-                              const Diagonal* diagonal) const {
+                              const Diagonal* diagonal, const RowMatrix* probs) const {
+  if (probs && !IsFull(batch))
+    throw std::logic_error("SoftmaxRows::ProductPass: known probabilities need the full batch");
   if (FullSparse(batch)) {
-    CscLogits(w, &z_chunk_);
+    if (probs) {
+      z_chunk_ = *probs;
+    } else {
+      CscLogits(w, &z_chunk_);
+    }
     if (v) CscLogits(*v, &u_chunk_);
     rows(0, &z_chunk_, v ? &u_chunk_ : nullptr);
     CscProducts(z_chunk_, diagonal, g);
@@ -196,7 +216,11 @@ void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const Weig
     const Index end = std::min(n, begin + kChunk);
     if (!shard_.csr) {
       DenseChunk(batch, begin, end, &chunk_);
-      z_chunk_.noalias() = chunk_ * w;
+      if (probs) {
+        z_chunk_ = probs->middleRows(begin, end - begin);
+      } else {
+        z_chunk_.noalias() = chunk_ * w;
+      }
       if (v) u_chunk_.noalias() = chunk_ * *v;
       rows(begin, &z_chunk_, v ? &u_chunk_ : nullptr);
       g->noalias() += chunk_.transpose() * z_chunk_;

@@ -58,15 +58,23 @@ class SoftmaxRows {
   // overwriting G, in one pass over the batch: each chunk of rows is read (and converted to
   // double) once for both products. On a full sparse pass the diagonal term and the product
   // are written in the same sweep over G.
+  // `probs`: P = softmax(A W) of every local row, already known (FullProbabilities); `rows`
+  // then receives P in z instead of the logits (a full-batch pass only).
   void ProductPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
-                   const ChunkFn& rows, MutableWeightMap* g,
-                   const Diagonal* diagonal = nullptr) const;
+                   const ChunkFn& rows, MutableWeightMap* g, const Diagonal* diagonal = nullptr,
+                   const RowMatrix* probs = nullptr) const;
+
+  // Whether `batch` is every local row, in order.
+  bool IsFull(const Batch& batch) const {
+    return batch.is_range() && batch.begin() == 0 && batch.size() == rows();
+  }
+  // P = softmax(A W) of every local row. Kept with a copy of W, and recomputed only when W
+  // differs from it bit for bit: AID's Hessian products, all at one y, share one P.
+  const RowMatrix& FullProbabilities(const WeightMap& w) const;
 
  private:
   // Whether `batch` is every local row (the full-batch passes that use the CSC copy).
-  bool FullSparse(const Batch& batch) const {
-    return shard_.csr && batch.is_range() && batch.begin() == 0 && batch.size() == rows();
-  }
+  bool FullSparse(const Batch& batch) const { return shard_.csr && IsFull(batch); }
   // Z (rows x C) = A W over every local row, column by column.
   void CscLogits(const WeightMap& w, RowMatrix* z) const;
   // G = [diagonal term +] A^T R over every local row, column by column, in one sweep over G.
@@ -91,6 +99,8 @@ class SoftmaxRows {
   mutable RowMatrix chunk_;       // scratch: dense rows in double
   mutable RowMatrix z_chunk_, u_chunk_;
   mutable std::vector<double> acc_;  // scratch: one row of G
+  mutable Vec probs_of_;             // the W of probs_ (empty: none yet)
+  mutable RowMatrix probs_;
 };
 
 // This rank's blocks of the three splits of a dataset file, and the file's attributes.
