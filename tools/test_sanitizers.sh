@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # CI's sanitizer step: builds everything with AddressSanitizer and UndefinedBehaviorSanitizer
-# (build-asan, -DBILEVEL_SANITIZE=ON) and runs the whole test suite there. The programs the
-# tests start under mpirun are sanitized too; every report fails the suite (see "Hardening" in
+# (build-asan, -DBILEVEL_SANITIZE=ON) and runs the whole test suite there but the Slurm test
+# (label slurm: 3 minutes alone, and its `bilevel` runs are the ones cli_test and
+# checkpoint_test already make under mpirun). The programs the tests start under mpirun are
+# sanitized too; every report fails the suite (see "Hardening" in
 # the README). Run tools/setup.sh first (tools/test.sh does).
 #
 # With clang (tools/setup.sh installs it): its runtime writes ASan, LSan and UBSan reports alike
@@ -26,4 +28,4 @@ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBILEVEL_
   -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$flags" \
   >/dev/null
 cmake --build "$build_dir"
-ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)"
+ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" -LE slurm

@@ -57,6 +57,7 @@ struct MpiCommunicator::Handle {
   // MPI-3 shared-memory model asks for load/store access with MPI_Win_sync.
   MPI_Win win = MPI_WIN_NULL;
   std::vector<double*> segments;
+  std::vector<const double*> terms;  // scratch of SharedAllreduceSum, sized with segments
   Index capacity = 0;
   // n of the previous shared-memory allreduce (-1: none yet).
   Index last_n = -1;
@@ -218,7 +219,8 @@ void MpiCommunicator::SharedAllreduceSum(double* data, Index n) {
   std::memcpy(mine + hi, data + hi, (n - hi) * sizeof(double));
   h.Sync();
 
-  std::vector<const double*> terms(h.segments.begin(), h.segments.end());
+  std::vector<const double*>& terms = h.terms;  // no allocation after the first call
+  terms.assign(h.segments.begin(), h.segments.end());
   terms[rank_] = data;
   for (Index b = lo; b < hi; b += kSumBlock) {
     const Index m = std::min(kSumBlock, hi - b);
