@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
@@ -30,7 +31,7 @@ std::string Join(const std::vector<std::string>& names) {
 
 // Raw option values: learning rates and the batch size may be "auto".
 struct RawValues {
-  std::string inner_lr, outer_lr, eta, batch_size;
+  std::string inner_lr, outer_lr, eta, batch_size, inner_steps;
   long long seed = 0, data_seed = 1;
 };
 
@@ -72,7 +73,7 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
        ("hypergradient estimator: " + Join(AlgorithmNames())).c_str())
       ("outer-iters", po::value(&s.outer_iters)->default_value(s.outer_iters)->value_name("K"),
        "outer iterations (with --max-time and no --outer-iters: no limit but the time)")
-      ("inner-steps", po::value(&s.inner_steps)->default_value(s.inner_steps, "auto")->value_name("T"),
+      ("inner-steps", po::value(&raw->inner_steps)->default_value("auto")->value_name("T"),
        "inner (S)GD steps per outer iteration, warm-started (auto: the problem's "
        "recommendation, 10 unless it says otherwise)")
       ("hessian-steps",
@@ -161,6 +162,19 @@ bool ParseRate(const std::string& flag, const std::string& text, double* value) 
   if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v) || v <= 0)
     throw UsageError("option --" + flag + ": '" + text +
                      "' must be a finite number > 0 or 'auto'");
+  *value = v;
+  return false;
+}
+
+// "auto" (returns true), or an integer from 1 to `max`, stored in *value (returns false).
+bool ParseCount(const std::string& flag, const std::string& text, long long max,
+                long long* value) {
+  if (text == "auto") return true;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || v < 1 || v > max)
+    throw UsageError("option --" + flag + ": '" + text + "' must be an integer >= 1 or 'auto'");
   *value = v;
   return false;
 }
@@ -256,22 +270,16 @@ SolveConfig Parse(const std::vector<std::string>& args, const std::string* confi
     c.solver.outer_iters = std::numeric_limits<int>::max();
 
   CheckChoice("problem", c.problem, ProblemNames());
-  c.auto_inner_steps = vm["inner-steps"].defaulted();
   c.auto_inner_lr = ParseRate("inner-lr", raw.inner_lr, &c.solver.inner_lr);
   c.auto_outer_lr = ParseRate("outer-lr", raw.outer_lr, &c.solver.outer_lr);
   c.auto_eta = ParseRate("eta", raw.eta, &c.solver.eta);
-  c.auto_batch_size = raw.batch_size == "auto";
+  long long count = 0;
+  c.auto_batch_size = ParseCount("batch-size", raw.batch_size, LLONG_MAX, &count);
+  if (!c.auto_batch_size) c.solver.batch_size = count;
+  c.auto_inner_steps = ParseCount("inner-steps", raw.inner_steps, INT_MAX, &count);
+  if (!c.auto_inner_steps) c.solver.inner_steps = static_cast<int>(count);
   c.auto_outer_optimizer = c.solver.outer_optimizer == "auto";
   if (c.auto_outer_optimizer) c.solver.outer_optimizer = "sgd";  // until the problem is known
-  if (!c.auto_batch_size) {
-    char* end = nullptr;
-    errno = 0;
-    const long long b = std::strtoll(raw.batch_size.c_str(), &end, 10);
-    if (raw.batch_size.empty() || *end != '\0' || errno == ERANGE || b < 1)
-      throw UsageError("option --batch-size: '" + raw.batch_size +
-                       "' must be an integer >= 1 or 'auto'");
-    c.solver.batch_size = b;
-  }
   if (raw.seed < 0) throw UsageError("option --seed: " + std::to_string(raw.seed) + " must be >= 0");
   if (raw.data_seed < 0)
     throw UsageError("option --data-seed: " + std::to_string(raw.data_seed) + " must be >= 0");

@@ -33,6 +33,20 @@ inline void AxpyRow(Index c, double a, const double* __restrict x, double* __res
   for (Index j = 0; j < n; ++j) y[j] += a * x[j];
 }
 
+// Row k of the diagonal term, factor * row_scale[k] * M[k, :], written over g_k (C doubles);
+// zeros when there is no diagonal term.
+template <int kC>
+inline void DiagonalRow(const SoftmaxRows::Diagonal* diagonal, Index k, Index c, double* gk) {
+  const Index n = kC > 0 ? kC : c;
+  if (!diagonal) {
+    std::fill(gk, gk + n, 0.0);
+    return;
+  }
+  const double s = diagonal->factor * (diagonal->row_scale ? diagonal->row_scale[k] : 1.0);
+  const double* mk = diagonal->m + k * c;
+  for (Index j = 0; j < n; ++j) gk[j] = s * mk[j];
+}
+
 // Software prefetch of the n doubles at p (one request per cache line), kPrefetch columns ahead.
 constexpr std::size_t kPrefetch = 8;
 inline void Prefetch(const double* p, Index n) {
@@ -123,12 +137,7 @@ void SoftmaxRows::SetDiagonal(const Diagonal* diagonal, MutableWeightMap* g) con
     return;
   }
   const Index c = classes();
-  double* gp = g->data();
-  const double* mp = diagonal->m;
-  for (Index k = 0; k < dim_; ++k) {
-    const double s = diagonal->factor * (diagonal->row_scale ? diagonal->row_scale[k] : 1.0);
-    for (Index j = 0; j < c; ++j) gp[k * c + j] = s * mp[k * c + j];
-  }
+  for (Index k = 0; k < dim_; ++k) DiagonalRow<0>(diagonal, k, c, g->data() + k * c);
 }
 
 void SoftmaxRows::CscProducts(const RowMatrix& r, const Diagonal* diagonal,
@@ -143,13 +152,7 @@ void SoftmaxRows::CscProducts(const RowMatrix& r, const Diagonal* diagonal,
     for (Index k = 0; k < dim_; ++k) {
       double* gk = g->data() + k * c;
       if (diagonal && k + kPrefetch < dim_) Prefetch(diagonal->m + (k + kPrefetch) * c, c);
-      if (diagonal) {
-        const double s = diagonal->factor * (diagonal->row_scale ? diagonal->row_scale[k] : 1.0);
-        const double* mk = diagonal->m + k * c;
-        for (Index l = 0; l < (kC > 0 ? kC : c); ++l) gk[l] = s * mk[l];
-      } else {
-        std::fill(gk, gk + c, 0.0);
-      }
+      DiagonalRow<kC>(diagonal, k, c, gk);
       if (j < csc_feature_.size() && csc_feature_[j] == k) {
         std::fill(acc, acc + c, 0.0);
         for (std::int64_t e = csc_ptr_[j]; e < csc_ptr_[j + 1]; ++e)
