@@ -2,9 +2,12 @@
 // the shared-memory window (vectors of kSharedMinDoubles and more) must give exactly the sum in
 // rank order 0, 1, ..., P-1, the same bits on every rank, for sizes around the threshold and
 // not divisible by P, growing and shrinking; below the threshold, and for every size with
-// BILEVEL_SHM_ALLREDUCE=0 (MPI_Allreduce), the sums must be right to a relative 1e-12.
+// BILEVEL_SHM_ALLREDUCE=0 (MPI_Allreduce), the sums must be right to a relative 1e-12. The
+// same for ReduceScatterSum (this rank's slice) and AllgatherSlices, with the caller's storage
+// or the communicator's (NextBuffer), interleaved with allreduces.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -125,6 +128,81 @@ TEST(SharedAllreduce, SubCommunicatorsHaveTheirOwnWindows) {
   if (pair) CheckSums(*pair, {2602140});
 }
 
+// Reduce-scatters then allgathers on `comm` for each size in turn, half of them in the
+// communicator's own storage (NextBuffer) and with an allreduce of another vector in between:
+// the slices partition [0, n) in rank order, this rank's slice of the reduce-scatter is the
+// rank-order sum (exactly from kMin on), and the allgather gives every rank every slice.
+void CheckSlices(comm::MpiCommunicator& comm, const std::vector<Index>& sizes) {
+  const int r = comm.rank(), ranks = comm.size();
+  for (size_t c = 0; c < sizes.size(); ++c) {
+    const Index n = sizes[c];
+    const std::string where = "n = " + std::to_string(n) + " (call " + std::to_string(c) +
+                              ") on rank " + std::to_string(r) + " of " + std::to_string(ranks);
+    Index end = 0;
+    for (int q = 0; q < ranks; ++q) {
+      const Slice s = comm.SliceOf(n, q);
+      EXPECT_EQ(s.lo, end) << where;
+      EXPECT_LE(s.lo, s.hi) << where;
+      EXPECT_EQ(s.lo % 8, 0) << where;
+      end = s.hi;
+    }
+    EXPECT_EQ(end, n) << where;
+
+    const std::vector<double> mine = RankVector(r, n, static_cast<int>(c));
+    std::vector<double> own_storage;
+    double* v = c % 2 ? comm.NextBuffer(n) : nullptr;
+    if (!v) {
+      own_storage = mine;
+      v = own_storage.data();
+    } else {
+      std::copy(mine.begin(), mine.end(), v);
+    }
+    const CommStats before = comm.stats();
+    comm.ReduceScatterSum(v, n);
+    EXPECT_EQ(comm.stats().reduce_scatter_calls, before.reduce_scatter_calls + 1);
+    EXPECT_EQ(comm.stats().reduce_scatter_bytes, before.reduce_scatter_bytes + n * 8);
+    const Reference ref = RankOrderSum(ranks, n, static_cast<int>(c));
+    const Slice s = comm.MySlice(n);
+    std::vector<double> got(v + s.lo, v + s.hi);
+    const Reference slice_ref{std::vector<double>(ref.sum.begin() + s.lo, ref.sum.begin() + s.hi),
+                              std::vector<double>(ref.scale.begin() + s.lo, ref.scale.begin() + s.hi)};
+    // The next collective call leaves the result where it is.
+    std::vector<double> other = RankVector(r, n + 5, static_cast<int>(c));
+    comm.AllreduceSum(other.data(), n + 5);
+    EXPECT_EQ(BitwiseMismatches(std::vector<double>(v + s.lo, v + s.hi), got), 0) << where;
+    // Exact through shared memory; MPI_Reduce_scatter sums in an order of its own.
+    const bool exact = n >= kMin && comm.shared_memory_allreduce();
+    if (!exact) {
+      EXPECT_EQ(InexactSums(got, slice_ref), 0) << where;
+    } else {
+      EXPECT_EQ(BitwiseMismatches(got, slice_ref.sum), 0) << where;
+    }
+
+    // Allgather: every slice from its owner, in the caller's storage or in the next buffer.
+    double* w = c % 2 ? comm.NextBuffer(n) : nullptr;
+    std::vector<double> gathered(n, std::nan(""));
+    if (!w) w = gathered.data();
+    std::copy(got.begin(), got.end(), w + s.lo);
+    comm.AllgatherSlices(w, n);
+    EXPECT_EQ(comm.stats().allgather_calls, before.allgather_calls + 1);
+    std::vector<double> all(w, w + n);
+    if (!exact) {
+      EXPECT_EQ(InexactSums(all, ref), 0) << where;
+    } else {
+      EXPECT_EQ(BitwiseMismatches(all, ref.sum), 0) << where;
+    }
+    std::vector<double> first = all;
+    comm.Broadcast(first.data(), n, 0);
+    EXPECT_EQ(BitwiseMismatches(all, first), 0) << where << " vs rank 0";
+  }
+}
+
+TEST(SharedSlices, ReduceScatterAndAllgatherGiveTheRankOrderSum) {
+  std::unique_ptr<comm::MpiCommunicator> comm = world->SplitFirst(world->size());
+  CheckSlices(*comm, kSizes);
+  if (comm->size() > 1) EXPECT_TRUE(comm->shared_memory_allreduce());
+}
+
 TEST(SharedAllreduce, MpiAllreduceWhenTurnedOff) {
   ASSERT_EQ(setenv("BILEVEL_SHM_ALLREDUCE", "0", 1), 0);
   std::unique_ptr<comm::MpiCommunicator> comm = world->SplitFirst(world->size());
@@ -133,6 +211,7 @@ TEST(SharedAllreduce, MpiAllreduceWhenTurnedOff) {
     comm->AllreduceSum(v.data(), n);
     EXPECT_EQ(InexactSums(v, RankOrderSum(comm->size(), n, 0)), 0) << "n = " << n;
   }
+  CheckSlices(*comm, {1, kMin, 3 * kMin + 5, 2602141, 7});  // MPI_Reduce_scatter, MPI_Bcast
   EXPECT_FALSE(comm->shared_memory_allreduce());
   ASSERT_EQ(unsetenv("BILEVEL_SHM_ALLREDUCE"), 0);
 }

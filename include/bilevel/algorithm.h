@@ -24,7 +24,8 @@ struct AlgorithmContext {
 };
 
 // H v over a minibatch of the inner split, summed over ranks: one allreduce of q doubles per
-// Apply. The linear solvers take it as their operator.
+// Apply. The linear solvers take it as their operator; its vectors are whole on every rank, so
+// a dot product needs no communication (Sum).
 struct DistributedHessian {
   Oracles* oracles;
   Communicator* comm;
@@ -34,6 +35,46 @@ struct DistributedHessian {
     oracles->HessianVec(x, y, v, *batch, out);
     comm->AllreduceSum(out);
   }
+  double Sum(double local) const { return local; }
+};
+
+// H v over a minibatch of the inner split on slices: this rank holds its slice
+// (Communicator::MySlice(q)) of v and receives its slice of H v, and the linear solver updates
+// only its slices. Per Apply one allgather (v) and one reduce-scatter (H v) of q doubles, which
+// move what one allreduce moves, and the 1/|B| scaling is applied to the slice only; per Sum
+// one allreduce of one double (the solver's dot products).
+class SlicedHessian {
+ public:
+  // `whole` and `product` are scratch of q doubles.
+  SlicedHessian(Oracles* oracles, Communicator* comm, ConstVecRef x, ConstVecRef y,
+                const MiniBatch* batch, Vec* whole, Vec* product)
+      : oracles_(oracles), comm_(comm), x_(x), y_(y), batch_(batch), whole_(whole),
+        product_(product), slice_(comm->MySlice(y.size())) {}
+  void Apply(ConstVecRef v, VecRef out) {
+    const Index q = y_.size();
+    // The whole v and the product in the communicator's buffers where it has them.
+    double* at = comm_->NextBuffer(q);
+    Eigen::Map<Vec> whole(at ? at : whole_->data(), q);
+    whole.segment(slice_.lo, slice_.size()) = v;
+    comm_->AllgatherSlices(whole.data(), q);
+    at = comm_->NextBuffer(q);
+    Eigen::Map<Vec> product(at ? at : product_->data(), q);
+    const double scale = oracles_->HessianVecSum(x_, y_, whole, *batch_, product);
+    comm_->ReduceScatterSum(product.data(), q);
+    out = scale * product.segment(slice_.lo, slice_.size());
+  }
+  double Sum(double local) const {
+    comm_->AllreduceSum(&local, 1);
+    return local;
+  }
+
+ private:
+  Oracles* oracles_;
+  Communicator* comm_;
+  ConstVecRef x_, y_;
+  const MiniBatch* batch_;
+  Vec *whole_, *product_;
+  Slice slice_;
 };
 
 // An estimator of the hypergradient grad Phi(x) that keeps its own inner iterate y and warm
@@ -80,7 +121,8 @@ class Algorithm {
  protected:
   // T warm-started steps y <- y - alpha grad_y g(x, y), on the full inner split
   // (`batch_size` <= 0) or on a fresh minibatch of `batch_size` samples each step. One
-  // allreduce of q doubles per step. When `trajectory` is given, it receives y^0..y^{T-1}
+  // allreduce of q doubles per step, or when Sliced() one reduce-scatter and one allgather of
+  // q doubles (each rank updates its slice of y). When `trajectory` is given, it receives y^0..y^{T-1}
   // (column t = y^t). alpha is options().inner_lr unless given.
   void InnerSteps(ConstVecRef x, int steps, Index batch_size, Eigen::MatrixXd* trajectory,
                   double alpha = 0);
@@ -94,6 +136,12 @@ class Algorithm {
 
   int iteration() const { return iteration_; }
 
+  // Whether y-space vectors (q doubles) are updated in per-rank slices: on more than one rank
+  // when they are long (SolverOptions::slice_min). The reduced sum of a gradient or Hessian
+  // product is then reduce-scattered, each rank updates its slice, and the result is
+  // allgathered: the replicated work of the updates is divided among the ranks.
+  bool Sliced() { return comm().size() > 1 && q_ >= options().slice_min; }
+
   Oracles& oracles() { return *context_.oracles; }
   Communicator& comm() { return *context_.comm; }
   Sampler& sampler() { return *context_.sampler; }
@@ -106,6 +154,7 @@ class Algorithm {
   Vec y_;
   Vec eta_;             // [eta], a vector so that State() can carry it
   Vec grad_y_;          // scratch, q
+  Vec whole_, product_; // scratch of SlicedHessian, q each (sized on first use)
   MiniBatch full_inner_;
   MiniBatch full_outer_;
   MiniBatch batch_;     // scratch minibatch

@@ -18,6 +18,17 @@ struct CommStats {
   std::int64_t reduce_bytes = 0;
   std::int64_t broadcast_calls = 0;
   std::int64_t broadcast_bytes = 0;
+  std::int64_t reduce_scatter_calls = 0;
+  std::int64_t reduce_scatter_bytes = 0;
+  std::int64_t allgather_calls = 0;
+  std::int64_t allgather_bytes = 0;
+};
+
+// A rank's slice [lo, hi) of a vector in ReduceScatterSum and AllgatherSlices.
+struct Slice {
+  Index lo = 0;
+  Index hi = 0;
+  Index size() const { return hi - lo; }
 };
 
 class Communicator {
@@ -37,6 +48,26 @@ class Communicator {
   void Broadcast(double* data, Index n, int root);
   void Broadcast(VecRef v, int root) { Broadcast(v.data(), v.size(), root); }
 
+  // An allreduce in two halves, for callers that update only their own slice of a long vector
+  // in between (the dense d x C vectors of the data problems): the slices SliceOf(n, 0..P-1)
+  // partition [0, n) in rank order, each a multiple of 8 doubles long except the last.
+  // ReduceScatterSum: in place, this rank's slice ends with the elementwise sum over ranks; the
+  // rest of the buffer is unspecified. AllgatherSlices: in place, every rank ends with rank q's
+  // slice of rank q's buffer, for every q. Together they move what one allreduce moves.
+  Slice SliceOf(Index n, int q) const;
+  Slice MySlice(Index n) const { return SliceOf(n, rank()); }
+  void ReduceScatterSum(double* data, Index n);
+  void ReduceScatterSum(VecRef v) { ReduceScatterSum(v.data(), v.size()); }
+  void AllgatherSlices(double* data, Index n);
+  void AllgatherSlices(VecRef v) { AllgatherSlices(v.data(), v.size()); }
+  // Storage for the buffer of the NEXT collective call of n doubles (AllreduceSum,
+  // ReduceScatterSum or AllgatherSlices) that saves that call its copies in and out of shared
+  // memory, or nullptr where there is no such saving (the caller uses its own storage). Write
+  // the vector there (for AllgatherSlices, this rank's slice), make the call on it, and read
+  // the result before the second collective call after it: the storage is then reused.
+  // Collective, like the call it prepares.
+  double* NextBuffer(Index n) { return DoNextBuffer(n); }
+
   // Ends every rank of the job with `code`; does not return.
   [[noreturn]] virtual void Abort(int code) = 0;
 
@@ -47,6 +78,12 @@ class Communicator {
   virtual void DoAllreduceSum(double* data, Index n) = 0;
   virtual void DoReduceSum(double* data, Index n, int root) = 0;
   virtual void DoBroadcast(double* data, Index n, int root) = 0;
+  virtual void DoReduceScatterSum(double* data, Index n) = 0;
+  virtual void DoAllgatherSlices(double* data, Index n) = 0;
+  virtual double* DoNextBuffer(Index n) {
+    (void)n;
+    return nullptr;
+  }
 
  private:
   CommStats stats_;
@@ -63,6 +100,8 @@ class SerialCommunicator : public Communicator {
   void DoAllreduceSum(double*, Index) override {}
   void DoReduceSum(double*, Index, int) override {}
   void DoBroadcast(double*, Index, int) override {}
+  void DoReduceScatterSum(double*, Index) override {}
+  void DoAllgatherSlices(double*, Index) override {}
 };
 
 }  // namespace bilevel

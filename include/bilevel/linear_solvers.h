@@ -58,7 +58,9 @@ struct CgScratch {
 
 // At most `iterations` conjugate-gradient iterations on the symmetric positive definite
 // operator H, starting from v (warm start) whose residual r0 = b - H v the caller supplies (so
-// that it can be fused with other communication). One Apply per iteration. Stops early when the
+// that it can be fused with other communication). One Apply per iteration. The vectors may be
+// one rank's slices of distributed ones: every dot product goes through op.Sum(local part),
+// which returns the sum over the parts (so 1 + 2 Sum calls per iteration). Stops early when the
 // residual norm is at most `tolerance`, or exactly zero, or below 1e-15 of the first one.
 // Returns the number of iterations done.
 template <class Operator>
@@ -66,16 +68,16 @@ int ConjugateGradient(Operator& op, ConstVecRef r0, VecRef v, int iterations, Cg
                       double tolerance = 0) {
   s->r = r0;
   s->p = r0;
-  double rr = s->r.squaredNorm();
+  double rr = op.Sum(s->r.squaredNorm());
   const double stop = std::max(rr * 1e-30, tolerance * tolerance);
   int it = 0;
   for (; it < iterations; ++it) {
     if (!(rr > stop) || rr == 0.0) break;
     op.Apply(s->p, s->hp);
-    const double php = s->p.dot(s->hp);
+    const double php = op.Sum(s->p.dot(s->hp));
     if (!(php > 0.0)) break;  // not positive definite along p (or exhausted precision)
     const double a = rr / php;
-    const double rr_new = internal::CgUpdate(a, s->p, s->hp, v, s->r);
+    const double rr_new = op.Sum(internal::CgUpdate(a, s->p, s->hp, v, s->r));
     s->p = s->r + (rr_new / rr) * s->p;
     rr = rr_new;
   }

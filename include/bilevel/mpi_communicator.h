@@ -39,12 +39,14 @@ void MpiFinalize();
 // A Communicator over an MPI communicator. Errors are returned by MPI, not fatal, and thrown
 // as MpiError naming the call.
 //
-// When every rank is on one node, allreduces of kSharedMinDoubles and more go through an MPI-3
-// shared-memory window instead of MPI_Allreduce: each rank sums one slice of the vector over
-// the ranks in rank order, so the result is bitwise the same on every rank and from run to
-// run. BILEVEL_SHM_ALLREDUCE=0 in the environment turns this off. The window is made by the
-// first such allreduce and freed by the destructor, which is then collective: every rank of
-// the communicator destroys it (as main() does, before MpiFinalize).
+// When every rank is on one node, allreduces, reduce-scatters and allgathers of
+// kSharedMinDoubles and more go through an MPI-3 shared-memory window instead of MPI's own
+// collectives: each rank sums its slice of the vector over the ranks in rank order, so the
+// result is bitwise the same on every rank and from run to run. BILEVEL_SHM_ALLREDUCE=0 in
+// the environment turns this off. The window is made by the
+// first such collective, a larger one (at least twice as large) by the first larger collective,
+// the old one staying mapped, and all are freed by the destructor, which is then collective:
+// every rank of the communicator destroys it (as main() does, before MpiFinalize).
 class MpiCommunicator : public Communicator {
  public:
   // The smallest allreduce that goes through shared memory. Measured with Open MPI 4.1 on 2
@@ -72,12 +74,20 @@ class MpiCommunicator : public Communicator {
   void DoAllreduceSum(double* data, Index n) override;
   void DoReduceSum(double* data, Index n, int root) override;
   void DoBroadcast(double* data, Index n, int root) override;
+  void DoReduceScatterSum(double* data, Index n) override;
+  void DoAllgatherSlices(double* data, Index n) override;
+  double* DoNextBuffer(Index n) override;
 
  private:
   struct Handle;
   explicit MpiCommunicator(std::unique_ptr<Handle> handle);
-  // DoAllreduceSum through the shared-memory window (mpi_communicator.cc).
-  void SharedAllreduceSum(double* data, Index n);
+  // Whether a collective of n doubles goes through the shared-memory window (decided, with
+  // every rank, at the first one of kSharedMinDoubles or more).
+  bool UseShared(Index n);
+  // The collectives through the shared-memory window (mpi_communicator.cc): `gather` false is
+  // a reduce-scatter, true an allreduce.
+  void SharedSum(double* data, Index n, bool gather);
+  void SharedAllgather(double* data, Index n);
   std::unique_ptr<Handle> handle_;
   int rank_ = 0;
   int size_ = 1;

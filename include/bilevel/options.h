@@ -29,6 +29,10 @@ struct SolverOptions {
   int checkpoint_every = 0;          // offer a checkpoint every this many iterations; 0 = only at the end
   std::string outer_optimizer = "sgd";  // one of OuterOptimizerNames()
   double momentum = 0.9;             // mu of the momentum outer optimizer
+  Index slice_min = 4096;            // on more than one rank, y-space vectors of at least
+                                     // this many doubles are updated in per-rank slices
+                                     // (Algorithm::Sliced); not a command-line option: tests
+                                     // compare both ways
 
   Index EffectiveOuterBatch() const { return outer_batch_size > 0 ? outer_batch_size : batch_size; }
   Index EffectiveHessianBatch() const {

@@ -36,6 +36,12 @@ class Oracles {
   void GradXG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
   void HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b, VecRef out);
   void JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b, VecRef out);
+  // The same as GradYG and HessianVec but leaving `out` the local SUM: they return the factor
+  // 1/(global batch size) that makes it the share, for callers that apply it later to their
+  // own slice only (Algorithm's sliced updates), saving a pass over q doubles.
+  double GradYGSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
+  double HessianVecSum(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
+                       VecRef out);
 
   const OracleCounts& counts() const { return counts_; }
   void set_counts(const OracleCounts& c) { counts_ = c; }

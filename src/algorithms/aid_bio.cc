@@ -1,5 +1,7 @@
 #include "bilevel/algorithms/aid_bio.h"
 
+#include <cmath>
+
 namespace bilevel {
 
 AidBio::AidBio(const AlgorithmContext& context, Solver solver)
@@ -12,12 +14,55 @@ AidBio::AidBio(const AlgorithmContext& context, Solver solver)
 void AidBio::HypergradientShare(ConstVecRef x, VecRef share) {
   const int n_steps = options().hessian_steps;
   InnerSteps(x, options().inner_steps, /*batch_size=*/0, nullptr);
+  const double tolerance = CgTolerance();
+  if (n_steps > 0 && solver_ == Solver::kConjugateGradient && Sliced()) {
+    SolveSliced(x, tolerance);
+  } else {
+    SolveWhole(x, tolerance);
+  }
 
+  // Share of g_hat = grad_x f - J v.
+  oracles().GradXF(x, y_, full_outer_, share);
+  oracles().JacobianVec(x, y_, v_, full_inner_, jv_);
+  share -= jv_;
+}
+
+void AidBio::SolveSliced(ConstVecRef x, double tolerance) {
+  // grad_y f and H v0 (v0 = warm start), reduce-scattered: this rank's slice of the residual
+  // r0 = grad_y f - H v0, and CG on the slices.
+  const Slice s = comm().MySlice(q());
+  auto gyf = fused_.head(q());
+  auto hv0 = fused_.tail(q());
+  oracles().GradYF(x, y_, full_outer_, gyf);
+  oracles().HessianVec(x, y_, v_, full_inner_, hv0);
+  double cg_stop = 0;
+  if (tolerance == 0) {
+    gyf -= hv0;
+    comm().ReduceScatterSum(gyf);
+  } else {
+    comm().ReduceScatterSum(gyf);
+    comm().ReduceScatterSum(hv0);
+    double gyf2 = gyf.segment(s.lo, s.size()).squaredNorm();
+    comm().AllreduceSum(&gyf2, 1);
+    cg_stop = tolerance * std::sqrt(gyf2);  // relative to |grad_y f|
+    gyf.segment(s.lo, s.size()) -= hv0.segment(s.lo, s.size());
+  }
+  whole_.resize(q());
+  product_.resize(q());
+  SlicedHessian hessian(&oracles(), &comm(), x, y_, &full_inner_, &whole_, &product_);
+  cg_.Resize(s.size());
+  cg_iterations_ = ConjugateGradient(hessian, gyf.segment(s.lo, s.size()),
+                                     v_.segment(s.lo, s.size()), options().hessian_steps, &cg_,
+                                     cg_stop);
+  comm().AllgatherSlices(v_);
+}
+
+void AidBio::SolveWhole(ConstVecRef x, double tolerance) {
+  const int n_steps = options().hessian_steps;
   // grad_y f and H v0 (v0 = warm start) in one allreduce.
   auto gyf = fused_.head(q());
   auto hv0 = fused_.tail(q());
   oracles().GradYF(x, y_, full_outer_, gyf);
-  const double tolerance = CgTolerance();
   double cg_stop = 0;
   if (n_steps > 0) {
     oracles().HessianVec(x, y_, v_, full_inner_, hv0);
@@ -47,11 +92,6 @@ void AidBio::HypergradientShare(ConstVecRef x, VecRef share) {
       v_.noalias() -= eta * (hv_ - gyf);
     }
   }
-
-  // Share of g_hat = grad_x f - J v.
-  oracles().GradXF(x, y_, full_outer_, share);
-  oracles().JacobianVec(x, y_, v_, full_inner_, jv_);
-  share -= jv_;
 }
 
 }  // namespace bilevel

@@ -36,9 +36,19 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
       sampler().Draw(Split::kInner, batch_size, &batch_);
       batch = &batch_;
     }
-    oracles().GradYG(x, y_, *batch, grad_y_);
-    comm().AllreduceSum(grad_y_);
-    y_.noalias() -= alpha * grad_y_;
+    if (Sliced()) {
+      double* at = comm().NextBuffer(q_);
+      Eigen::Map<Vec> g(at ? at : grad_y_.data(), q_);
+      const double scale = oracles().GradYGSum(x, y_, *batch, g);
+      comm().ReduceScatterSum(g.data(), q_);
+      const Slice s = comm().MySlice(q_);
+      y_.segment(s.lo, s.size()).noalias() -= (alpha * scale) * g.segment(s.lo, s.size());
+      comm().AllgatherSlices(y_);
+    } else {
+      const double scale = oracles().GradYGSum(x, y_, *batch, grad_y_);
+      comm().AllreduceSum(grad_y_);
+      y_.noalias() -= (alpha * scale) * grad_y_;  // the 1/|B| in the update's pass
+    }
   }
 }
 

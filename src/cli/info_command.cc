@@ -231,7 +231,9 @@ std::string DescribeCheckpoint(const std::string& path, const io::Checkpoint& c)
   out += "  communication (calls, bytes): allreduce " + Int(m.allreduce_calls) + ", " +
          Int(m.allreduce_bytes) + "; reduce " + Int(m.reduce_calls) + ", " +
          Int(m.reduce_bytes) + "; broadcast " + Int(m.broadcast_calls) + ", " +
-         Int(m.broadcast_bytes) + "\n";
+         Int(m.broadcast_bytes) + "; reduce-scatter " + Int(m.reduce_scatter_calls) + ", " +
+         Int(m.reduce_scatter_bytes) + "; allgather " + Int(m.allgather_calls) + ", " +
+         Int(m.allgather_bytes) + "\n";
   const auto metrics = FlatJson(c.last_metrics);
   if (metrics.empty()) {
     out += "  metrics so far: none\n";

@@ -23,11 +23,6 @@ void Check(int rc, const char* call) {
 // MPI counts are int: large buffers go in chunks.
 constexpr Index kChunk = INT_MAX / 2;
 
-// Rank q's slice of an n-vector summed over `ranks` ranks is [SliceBound(q), SliceBound(q + 1)).
-// The bounds are multiples of 8 doubles (a cache line): the slice a rank writes in its own
-// segment shares no line with the slices the other ranks read from that segment meanwhile.
-Index SliceBound(int q, Index n, int ranks) { return q == ranks ? n : (q * n / ranks) & ~Index{7}; }
-
 // out = a + b and acc += a, elementwise; __restrict lets the compiler vectorize them.
 void Add(const double* __restrict a, const double* __restrict b, double* __restrict out, Index m) {
   for (Index i = 0; i < m; ++i) out[i] = a[i] + b[i];
@@ -38,7 +33,7 @@ void AddTo(double* __restrict acc, const double* __restrict a, Index m) {
 
 // The slice sum works on blocks of this many doubles (16 KiB), which stay in the L1 cache
 // while the terms of ranks 2, 3, ... are added to them.
-constexpr Index kSumBlock = 2048;
+constexpr Index kSumBlock = 2048;  // Handle::sum_block's size
 
 }  // namespace
 
@@ -52,21 +47,37 @@ struct MpiCommunicator::Handle {
   // (every rank makes it, so the decision is collective).
   enum class Shared { kUndecided, kOn, kOff };
   Shared shared = Shared::kUndecided;
-  // One segment of `capacity` doubles per rank, all mapped into every rank (`segments`, by
+  // One segment of 2 `region` doubles per rank, all mapped into every rank (`segments`, by
   // rank). Passive-target epoch open (MPI_Win_lock_all) for the window's whole life, as the
   // MPI-3 shared-memory model asks for load/store access with MPI_Win_sync.
   MPI_Win win = MPI_WIN_NULL;
   std::vector<double*> segments;
-  std::vector<const double*> terms;  // scratch of SharedAllreduceSum, sized with segments
-  Index capacity = 0;
-  // n of the previous shared-memory allreduce (-1: none yet).
-  Index last_n = -1;
+  std::vector<const double*> terms;  // scratch of SharedSum, sized with segments
+  Index capacity = 0;  // doubles per segment
+  // Successive collectives use the two halves (regions) of the segments in turn. A rank that
+  // writes region R in call k + 2 has passed a barrier of call k + 1, which every rank reaches
+  // only once done reading region R in call k: no call needs a trailing barrier.
+  Index region = 0;  // doubles per region: capacity / 2
+  int parity = 0;    // the region of the next call
+  double sum_block[kSumBlock];  // scratch of SharedSum: one block of a slice
+  std::vector<int> counts;       // scratch of DoReduceScatterSum without the window
+  std::vector<double> slice_sum;
 
   // Whether every rank of `comm` is on this node and BILEVEL_SHM_ALLREDUCE is not 0 on any
   // rank; the same answer on every rank. Collective.
   bool SharedMemoryUsable(int size);
-  // Makes every segment hold at least n doubles; the old contents are lost. Collective.
+  // Windows outgrown, kept until the destructor (Reserve).
+  std::vector<MPI_Win> retired;
+
+  // Makes every segment hold at least n doubles, in a new window: the old one stays mapped
+  // (retired) with its contents. Collective.
   void Reserve(Index n, int size);
+  // Makes the regions hold n doubles: a new window when they are smaller (Reserve).
+  // Collective.
+  void Grow(Index n, int size);
+  // The offset of the region for the next collective of n doubles (Grow, then the other
+  // region than the last call's). Collective.
+  Index NextRegion(Index n, int size);
   // Every rank's stores to the window so far are seen by every rank's loads from now on, and
   // every rank's loads so far are done. Collective.
   void Sync();
@@ -88,8 +99,9 @@ bool MpiCommunicator::Handle::SharedMemoryUsable(int size) {
 void MpiCommunicator::Handle::Reserve(Index n, int size) {
   if (n <= capacity) return;
   if (win != MPI_WIN_NULL) {
-    BILEVEL_MPI_CHECK(MPI_Win_unlock_all(win));
-    BILEVEL_MPI_CHECK(MPI_Win_free(&win));  // every rank is past its loads (Sync, then free)
+    // Kept, not freed: a result a caller has not read yet may lie in it (NextBuffer).
+    retired.push_back(win);
+    win = MPI_WIN_NULL;
     segments.clear();
     capacity = 0;
   }
@@ -112,6 +124,19 @@ void MpiCommunicator::Handle::Reserve(Index n, int size) {
   }
   BILEVEL_MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, win));
   capacity = doubles;
+}
+
+void MpiCommunicator::Handle::Grow(Index n, int size) {
+  if (n <= region) return;
+  // At least doubling, so that few windows are ever retired.
+  Reserve(2 * std::max((n + 7) & ~Index{7}, 2 * region), size);
+  region = capacity / 2;
+}
+
+Index MpiCommunicator::Handle::NextRegion(Index n, int size) {
+  Grow(n, size);
+  parity ^= 1;
+  return parity * region;
 }
 
 void MpiCommunicator::Handle::Sync() {
@@ -143,9 +168,10 @@ MpiCommunicator::~MpiCommunicator() {
   MPI_Finalized(&finalized);
   if (finalized) return;
   // Collective, like the allreduce that made the window; errors cannot be thrown from here.
-  if (handle_->win != MPI_WIN_NULL) {
-    MPI_Win_unlock_all(handle_->win);
-    MPI_Win_free(&handle_->win);
+  if (handle_->win != MPI_WIN_NULL) handle_->retired.push_back(handle_->win);
+  for (MPI_Win& w : handle_->retired) {
+    MPI_Win_unlock_all(w);
+    MPI_Win_free(&w);
   }
   if (handle_->owned) MPI_Comm_free(&handle_->comm);
 }
@@ -174,17 +200,17 @@ bool MpiCommunicator::shared_memory_allreduce() const {
   return handle_->shared == Handle::Shared::kOn;
 }
 
-void MpiCommunicator::DoAllreduceSum(double* data, Index n) {
-  if (size_ > 1 && n >= kSharedMinDoubles) {
-    if (handle_->shared == Handle::Shared::kUndecided) {
-      handle_->shared =
-          handle_->SharedMemoryUsable(size_) ? Handle::Shared::kOn : Handle::Shared::kOff;
-    }
-    if (handle_->shared == Handle::Shared::kOn) {
-      SharedAllreduceSum(data, n);
-      return;
-    }
+bool MpiCommunicator::UseShared(Index n) {
+  if (size_ == 1 || n < kSharedMinDoubles) return false;
+  if (handle_->shared == Handle::Shared::kUndecided) {
+    handle_->shared =
+        handle_->SharedMemoryUsable(size_) ? Handle::Shared::kOn : Handle::Shared::kOff;
   }
+  return handle_->shared == Handle::Shared::kOn;
+}
+
+void MpiCommunicator::DoAllreduceSum(double* data, Index n) {
+  if (UseShared(n)) return SharedSum(data, n, /*gather=*/true);
   for (Index at = 0; at < n; at += kChunk) {
     const int count = static_cast<int>(std::min(kChunk, n - at));
     BILEVEL_MPI_CHECK(
@@ -192,48 +218,93 @@ void MpiCommunicator::DoAllreduceSum(double* data, Index n) {
   }
 }
 
-// Every rank r owns the slice [lo_r, hi_r) of the vector (SliceBound) and the segment r of the
-// window. Three phases, separated by Sync (MPI_Win_sync, MPI_Barrier, MPI_Win_sync: the
-// MPI-3 pattern for load/store access to a shared window):
-//  1. r copies its vector into segment r, except its own slice, which no other rank reads;
-//  2. r sums its slice over the ranks' vectors in rank order 0, 1, ..., P-1 (its own term read
-//     from `data`), into segment r's own slice and then into `data`;
-//  3. r copies every other rank q's result slice from segment q into `data`.
-// Each element is summed by one rank in a fixed order, so the result is bitwise the same on
-// every rank and in every run with the same number of ranks. No trailing barrier is needed:
-// phase 3 reads only segment q's slice q, which rank q writes next in phase 2 of the next call,
-// after a Sync that every rank reaches only when done with this call; phase 1 of the next call
-// writes only the other slices, unless n (and so the slices) changes, and then a Sync comes
-// first.
-void MpiCommunicator::SharedAllreduceSum(double* data, Index n) {
-  Handle& h = *handle_;
-  if (n != h.last_n) {
-    if (h.win != MPI_WIN_NULL) h.Sync();
-    h.Reserve(n, size_);
-    h.last_n = n;
-  }
-  double* mine = h.segments[rank_];
-  const Index lo = SliceBound(rank_, n, size_), hi = SliceBound(rank_ + 1, n, size_);
+void MpiCommunicator::DoReduceScatterSum(double* data, Index n) {
+  if (size_ == 1) return;
+  if (UseShared(n)) return SharedSum(data, n, /*gather=*/false);
+  if (n > kChunk) return DoAllreduceSum(data, n);  // MPI's counts are int
+  std::vector<int>& counts = handle_->counts;
+  std::vector<double>& sum = handle_->slice_sum;
+  counts.resize(size_);
+  for (int q = 0; q < size_; ++q) counts[q] = static_cast<int>(SliceOf(n, q).size());
+  const Slice mine = MySlice(n);
+  sum.resize(mine.size());
+  BILEVEL_MPI_CHECK(MPI_Reduce_scatter(data, sum.data(), counts.data(), MPI_DOUBLE, MPI_SUM,
+                                       handle_->comm));
+  std::copy(sum.begin(), sum.end(), data + mine.lo);
+}
 
-  std::memcpy(mine, data, lo * sizeof(double));
-  std::memcpy(mine + hi, data + hi, (n - hi) * sizeof(double));
+void MpiCommunicator::DoAllgatherSlices(double* data, Index n) {
+  if (size_ == 1) return;
+  if (UseShared(n)) return SharedAllgather(data, n);
+  for (int q = 0; q < size_; ++q) {
+    const Slice s = SliceOf(n, q);
+    for (Index at = s.lo; at < s.hi; at += kChunk) {
+      const int count = static_cast<int>(std::min(kChunk, s.hi - at));
+      BILEVEL_MPI_CHECK(MPI_Bcast(data + at, count, MPI_DOUBLE, q, handle_->comm));
+    }
+  }
+}
+
+double* MpiCommunicator::DoNextBuffer(Index n) {
+  if (!UseShared(n)) return nullptr;
+  Handle& h = *handle_;
+  h.Grow(n, size_);
+  return h.segments[rank_] + (h.parity ^ 1) * h.region;
+}
+
+// Every rank r owns the slice r of the vector (SliceOf) and the segment r of the window; the
+// call uses one region of every segment (NextRegion). Phases, separated by Sync (MPI_Win_sync,
+// MPI_Barrier, MPI_Win_sync: the MPI-3 pattern for load/store access to a shared window):
+//  1. r copies its vector into its region, except its own slice, which no other rank reads;
+//  2. r sums its slice over the ranks' vectors in rank order 0, 1, ..., P-1 (its own term read
+//     from `data`) into `data`, and for an allreduce also into its region;
+//  3. (allreduce) r copies every other rank q's result slice from q's region into `data`.
+// Each element is summed by one rank in a fixed order, so the result is bitwise the same on
+// every rank and in every run with the same number of ranks.
+void MpiCommunicator::SharedSum(double* data, Index n, bool gather) {
+  Handle& h = *handle_;
+  const Index offset = h.NextRegion(n, size_);
+  double* mine = h.segments[rank_] + offset;
+  const Slice own = MySlice(n);
+
+  if (data != mine) {  // else the caller wrote it there (NextBuffer)
+    std::memcpy(mine, data, own.lo * sizeof(double));
+    std::memcpy(mine + own.hi, data + own.hi, (n - own.hi) * sizeof(double));
+  }
   h.Sync();
 
   std::vector<const double*>& terms = h.terms;  // no allocation after the first call
-  terms.assign(h.segments.begin(), h.segments.end());
-  terms[rank_] = data;
-  for (Index b = lo; b < hi; b += kSumBlock) {
-    const Index m = std::min(kSumBlock, hi - b);
-    Add(terms[0] + b, terms[1] + b, mine + b, m);
-    for (int q = 2; q < size_; ++q) AddTo(mine + b, terms[q] + b, m);
-    std::memcpy(data + b, mine + b, m * sizeof(double));
+  terms.resize(size_);
+  for (int q = 0; q < size_; ++q) terms[q] = q == rank_ ? data : h.segments[q] + offset;
+  double* block = h.sum_block;
+  for (Index b = own.lo; b < own.hi; b += kSumBlock) {
+    const Index m = std::min(kSumBlock, own.hi - b);
+    Add(terms[0] + b, terms[1] + b, block, m);
+    for (int q = 2; q < size_; ++q) AddTo(block, terms[q] + b, m);
+    std::memcpy(data + b, block, m * sizeof(double));
+    if (gather && data != mine) std::memcpy(mine + b, block, m * sizeof(double));
   }
+  if (!gather) return;
   h.Sync();
-
   for (int q = 0; q < size_; ++q) {
     if (q == rank_) continue;
-    const Index q_lo = SliceBound(q, n, size_), q_hi = SliceBound(q + 1, n, size_);
-    std::memcpy(data + q_lo, h.segments[q] + q_lo, (q_hi - q_lo) * sizeof(double));
+    const Slice s = SliceOf(n, q);
+    std::memcpy(data + s.lo, h.segments[q] + offset + s.lo, s.size() * sizeof(double));
+  }
+}
+
+// r copies its slice into its region; after a Sync, every other rank q's slice from q's region.
+void MpiCommunicator::SharedAllgather(double* data, Index n) {
+  Handle& h = *handle_;
+  const Index offset = h.NextRegion(n, size_);
+  const Slice own = MySlice(n);
+  double* mine = h.segments[rank_] + offset;
+  if (data != mine) std::memcpy(mine + own.lo, data + own.lo, own.size() * sizeof(double));
+  h.Sync();
+  for (int q = 0; q < size_; ++q) {
+    if (q == rank_) continue;
+    const Slice s = SliceOf(n, q);
+    std::memcpy(data + s.lo, h.segments[q] + offset + s.lo, s.size() * sizeof(double));
   }
 }
 

@@ -22,6 +22,25 @@ void Communicator::Broadcast(double* data, Index n, int root) {
   DoBroadcast(data, n, root);
 }
 
+Slice Communicator::SliceOf(Index n, int q) const {
+  // Bounds rounded down to multiples of 8 doubles (a cache line): a rank's slice shares no
+  // line with its neighbours', so that ranks writing their slices never contend for one.
+  auto bound = [&](int r) { return r >= size() ? n : (static_cast<Index>(r) * n / size()) & ~Index{7}; };
+  return {bound(q), bound(q + 1)};
+}
+
+void Communicator::ReduceScatterSum(double* data, Index n) {
+  ++stats_.reduce_scatter_calls;
+  stats_.reduce_scatter_bytes += n * static_cast<Index>(sizeof(double));
+  DoReduceScatterSum(data, n);
+}
+
+void Communicator::AllgatherSlices(double* data, Index n) {
+  ++stats_.allgather_calls;
+  stats_.allgather_bytes += n * static_cast<Index>(sizeof(double));
+  DoAllgatherSlices(data, n);
+}
+
 void SerialCommunicator::Abort(int code) { std::exit(code); }
 
 }  // namespace bilevel

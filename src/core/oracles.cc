@@ -62,4 +62,19 @@ void Oracles::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Min
   out *= Inv(b);
 }
 
+double Oracles::GradYGSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out) {
+  counts_.grad_g += b.global_size();
+  ++counts_.grad_g_calls;
+  problem_->GradYG(x, y, b.local(), out);
+  return Inv(b);
+}
+
+double Oracles::HessianVecSum(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
+                              VecRef out) {
+  counts_.hvp += b.global_size();
+  ++counts_.hvp_calls;
+  problem_->HessianVec(x, y, v, b.local(), out);
+  return Inv(b);
+}
+
 }  // namespace bilevel

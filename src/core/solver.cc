@@ -29,6 +29,10 @@ CommStats Combine(const CommStats& a, const CommStats& b, int sign) {
   d.reduce_bytes = a.reduce_bytes + sign * b.reduce_bytes;
   d.broadcast_calls = a.broadcast_calls + sign * b.broadcast_calls;
   d.broadcast_bytes = a.broadcast_bytes + sign * b.broadcast_bytes;
+  d.reduce_scatter_calls = a.reduce_scatter_calls + sign * b.reduce_scatter_calls;
+  d.reduce_scatter_bytes = a.reduce_scatter_bytes + sign * b.reduce_scatter_bytes;
+  d.allgather_calls = a.allgather_calls + sign * b.allgather_calls;
+  d.allgather_bytes = a.allgather_bytes + sign * b.allgather_bytes;
   return d;
 }
 
@@ -251,8 +255,12 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
         r.SetInt("jvp", n.jvp);
         r.SetInt("allreduce_calls", c.allreduce_calls);
         r.SetInt("allreduce_bytes", c.allreduce_bytes);
-        r.SetInt("comm_calls", c.allreduce_calls + c.reduce_calls + c.broadcast_calls);
-        r.SetInt("comm_bytes", c.allreduce_bytes + c.reduce_bytes + c.broadcast_bytes);
+        r.SetInt("reduce_scatter_calls", c.reduce_scatter_calls);
+        r.SetInt("allgather_calls", c.allgather_calls);
+        r.SetInt("comm_calls", c.allreduce_calls + c.reduce_calls + c.broadcast_calls +
+                                   c.reduce_scatter_calls + c.allgather_calls);
+        r.SetInt("comm_bytes", c.allreduce_bytes + c.reduce_bytes + c.broadcast_bytes +
+                                   c.reduce_scatter_bytes + c.allgather_bytes);
         problem.EvalReport(*x, y_now, g, eval_sums.tail(eval_sums.size() - 1), &r);
         summary.last = r;
         if (observer) observer->OnEvaluation(r);

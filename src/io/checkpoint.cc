@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -41,7 +42,11 @@ const CommField kCommFields[] = {
     {"reduce_calls", &CommStats::reduce_calls},
     {"reduce_bytes", &CommStats::reduce_bytes},
     {"broadcast_calls", &CommStats::broadcast_calls},
-    {"broadcast_bytes", &CommStats::broadcast_bytes}};
+    {"broadcast_bytes", &CommStats::broadcast_bytes},
+    {"reduce_scatter_calls", &CommStats::reduce_scatter_calls},
+    {"reduce_scatter_bytes", &CommStats::reduce_scatter_bytes},
+    {"allgather_calls", &CommStats::allgather_calls},
+    {"allgather_bytes", &CommStats::allgather_bytes}};
 
 void WriteVectors(hid_t file, const char* group_name, const NamedVectors& vectors,
                   const std::string& path) {
@@ -147,8 +152,13 @@ Checkpoint ReadCheckpoint(const std::string& path) {
   H5Handle counters = OpenGroup(f, "counters", path);
   for (const auto& field : kOracleFields)
     c.state.oracles.*field.member = ReadIntAttribute(counters.get(), field.name, path + " counters");
-  for (const auto& field : kCommFields)
+  for (const auto& field : kCommFields) {
+    // Checkpoints of versions before the reduce-scatter and allgather counters lack them.
+    const bool since_slices = std::strncmp(field.name, "reduce_scatter", 14) == 0 ||
+                              std::strncmp(field.name, "allgather", 9) == 0;
+    if (since_slices && H5Aexists(counters.get(), field.name) == 0) continue;
     c.state.comm.*field.member = ReadIntAttribute(counters.get(), field.name, path + " counters");
+  }
   c.options = ReadStrings(f, "options", path);
   c.identity = ReadStrings(f, "problem", path);
   return c;

@@ -48,7 +48,7 @@ inline void DiagonalRow(const SoftmaxRows::Diagonal* diagonal, Index k, Index c,
 }
 
 // Software prefetch of the n doubles at p (one request per cache line), kPrefetch columns ahead.
-constexpr std::size_t kPrefetch = 8;
+constexpr Index kPrefetch = 8;
 inline void Prefetch(const double* p, Index n) {
   for (Index j = 0; j < n; j += 8) __builtin_prefetch(p + j);
 }
@@ -116,8 +116,8 @@ void SoftmaxRows::CscLogits(const WeightMap& w, RowMatrix* z) const {
   WithClasses(c, [&](auto kc) {
     constexpr int kC = decltype(kc)::value;
     double* zp = z->data();
-    const std::size_t columns = csc_feature_.size();
-    for (std::size_t j = 0; j < columns; ++j) {
+    const Index columns = static_cast<Index>(csc_feature_.size());
+    for (Index j = 0; j < columns; ++j) {
       // Columns are sparse (a few rows each): fetch the W row of a later column now, as the
       // hardware prefetcher cannot follow the gaps between the features that occur.
       if (j + kPrefetch < columns) Prefetch(w.data() + csc_feature_[j + kPrefetch] * c, c);
@@ -184,15 +184,52 @@ void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, RowMatrix* z) c
   }
 }
 
+// P depends only on the rows of W of the features that occur in the local rows (and the bias):
+// on sparse data only those are kept and compared, a fraction of d x C.
+bool SoftmaxRows::ProbabilitiesOf(const WeightMap& w, bool keep) const {
+  const Index c = classes();
+  if (!shard_.csr) {
+    const Index size = w.size();
+    const bool same = probs_of_.size() == size && size > 0 &&
+                      std::memcmp(probs_of_.data(), w.data(), sizeof(double) * size) == 0;
+    if (keep) probs_of_ = Eigen::Map<const Vec>(w.data(), size);
+    return same;
+  }
+  const Index kept = static_cast<Index>(csc_feature_.size()) + (bias_ ? 1 : 0);
+  bool same = probs_of_.size() == kept * c && kept > 0;
+  if (!keep && !same) return false;
+  if (keep) probs_of_.resize(kept * c);
+  double* at = probs_of_.data();
+  auto row = [&](Index k) {
+    const double* wk = w.data() + k * c;
+    if (keep) {
+      std::memcpy(at, wk, sizeof(double) * c);
+    } else {
+      // Bit for bit, inline: a call to memcmp per row of C doubles costs more than the row.
+      std::uint64_t differ = 0;
+      for (Index j = 0; j < c; ++j) {
+        std::uint64_t a, b;
+        std::memcpy(&a, at + j, sizeof a);
+        std::memcpy(&b, wk + j, sizeof b);
+        differ |= a ^ b;
+      }
+      if (differ != 0) return false;
+    }
+    at += c;
+    return true;
+  };
+  for (const std::int32_t k : csc_feature_)
+    if (!row(k)) return false;
+  if (bias_ && !row(dim_ - 1)) return false;
+  return same;
+}
+
 const RowMatrix& SoftmaxRows::FullProbabilities(const WeightMap& w) const {
-  const Index size = w.size();
-  if (probs_of_.size() == size && size > 0 &&
-      std::memcmp(probs_of_.data(), w.data(), sizeof(double) * size) == 0)
-    return probs_;
+  if (ProbabilitiesOf(w, /*keep=*/false)) return probs_;
   const Batch all = Batch::Range(0, rows());
   Logits(all, w, &probs_);
   SoftmaxInPlace(&probs_, *this, all, 0, nullptr);
-  probs_of_ = Eigen::Map<const Vec>(w.data(), size);
+  ProbabilitiesOf(w, /*keep=*/true);
   return probs_;
 }
 

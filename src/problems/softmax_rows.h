@@ -68,11 +68,15 @@ class SoftmaxRows {
   bool IsFull(const Batch& batch) const {
     return batch.is_range() && batch.begin() == 0 && batch.size() == rows();
   }
-  // P = softmax(A W) of every local row. Kept with a copy of W, and recomputed only when W
-  // differs from it bit for bit: AID's Hessian products, all at one y, share one P.
+  // P = softmax(A W) of every local row. Kept with a copy of the rows of W it depends on, and
+  // recomputed only when one of them differs bit for bit: AID's Hessian products, all at one
+  // y, share one P.
   const RowMatrix& FullProbabilities(const WeightMap& w) const;
 
  private:
+  // Whether probs_ was computed from w (compares the rows of W that P depends on); with
+  // `keep`, records w's rows as those of probs_ instead (the answer is then meaningless).
+  bool ProbabilitiesOf(const WeightMap& w, bool keep) const;
   // Whether `batch` is every local row (the full-batch passes that use the CSC copy).
   bool FullSparse(const Batch& batch) const { return shard_.csr && IsFull(batch); }
   // Z (rows x C) = A W over every local row, column by column.
@@ -99,7 +103,7 @@ class SoftmaxRows {
   mutable RowMatrix chunk_;       // scratch: dense rows in double
   mutable RowMatrix z_chunk_, u_chunk_;
   mutable std::vector<double> acc_;  // scratch: one row of G
-  mutable Vec probs_of_;             // the W of probs_ (empty: none yet)
+  mutable Vec probs_of_;             // the rows of W of probs_ (empty: none yet)
   mutable RowMatrix probs_;
 };
 

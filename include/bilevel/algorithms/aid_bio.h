@@ -15,6 +15,16 @@
 //   grad_y f - H v0, fused), at most N of q (H p; CG stops early at an exact solution).
 //   Neumann: T + N allreduces: T of q, 1 of 2q (grad_y f and H v0 together), N - 1 of q.
 //   Then the share grad_x f - J v (p doubles) is reduced to the coordinator.
+// When y-space vectors are sliced (Algorithm::Sliced: more than one rank and
+// q >= SolverOptions::slice_min), every
+// rank updates only its slice of y and of CG's vectors, and each allreduce of q doubles above
+// becomes a reduce-scatter and an allgather of q doubles (the same bytes):
+//   inner steps: T reduce-scatters + T allgathers;
+//   CG: 1 reduce-scatter (r0; 2 with a tolerance, then also 1 allreduce of one double for
+//   |grad_y f|), per iteration 1 allgather (p) + 1 reduce-scatter (H p) + 2 allreduces of one
+//   double (CG's dot products), 1 more of one double before the first iteration, and 1
+//   allgather of v at the end.
+//   Neumann is not sliced.
 #ifndef BILEVEL_ALGORITHMS_AID_BIO_H_
 #define BILEVEL_ALGORITHMS_AID_BIO_H_
 
@@ -48,6 +58,10 @@ class AidBio : public Algorithm {
   virtual double CgTolerance() const { return 0; }
 
  private:
+  // Step 2 on slices (Sliced(), CG), or with whole vectors.
+  void SolveSliced(ConstVecRef x, double tolerance);
+  void SolveWhole(ConstVecRef x, double tolerance);
+
   int cg_iterations_ = 0;
   Solver solver_;
   Vec v_;       // warm start of the linear solve

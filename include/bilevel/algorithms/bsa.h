@@ -10,6 +10,8 @@
 // Oracles per outer iteration: T_k grad_y G (b each), grad_y F and grad_x F (|D_F|), q H v
 // (|B_j|), 1 J v (|D_G|). Communication: T_k + 1 + q allreduces of q doubles, then the share of
 // g_hat (p doubles) is reduced to the coordinator.
+// With sliced vectors (Algorithm::Sliced) each inner step's allreduce is a reduce-scatter and
+// an allgather of q doubles instead.
 #ifndef BILEVEL_ALGORITHMS_BSA_H_
 #define BILEVEL_ALGORITHMS_BSA_H_
 

@@ -16,6 +16,8 @@
 // T - 1 Hessian products), then the share of g_hat (p doubles, with the J v terms accumulated
 // locally, since v is the same on every rank) is reduced to the coordinator.
 // fo-itd: T allreduces of q, then the reduce of p.
+// With sliced vectors (Algorithm::Sliced) each inner step's allreduce is a reduce-scatter and
+// an allgather of q doubles instead.
 #ifndef BILEVEL_ALGORITHMS_ITD_BIO_H_
 #define BILEVEL_ALGORITHMS_ITD_BIO_H_
 

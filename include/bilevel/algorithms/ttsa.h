@@ -10,7 +10,8 @@
 //
 // Oracles per outer iteration: 1 grad_y G (b), grad_y F and grad_x F (|D_F|), q H v (|B_j|),
 // 1 J v (|D_G|). Communication: 2 + q allreduces of q doubles, then the share of g_hat
-// (p doubles) is reduced to the coordinator.
+// (p doubles) is reduced to the coordinator. With sliced vectors (Algorithm::Sliced) the inner
+// step's allreduce is a reduce-scatter and an allgather of q doubles instead.
 #ifndef BILEVEL_ALGORITHMS_TTSA_H_
 #define BILEVEL_ALGORITHMS_TTSA_H_
 
