@@ -159,6 +159,45 @@ TEST(L2Reg, FullBatchColumnPassesEqualRowPasses) {
   }
 }
 
+// The regularizer left out of grad_y G and H v (sample_diagonal_omitted) and added back by
+// AddSampleDiagonal, in two pieces split inside a feature's row as the slices of the ranks
+// may be, |B| times (the oracles are sums over the batch): the same oracles, on full batches
+// (CSC passes) and on minibatches (CSR rows).
+TEST(L2Reg, SampleDiagonalAddedBackEqualsTheWholeOracle) {
+  testing::ScratchDir dir;
+  L2RegProblem problem(MakeFile(dir, true), 0, 1);  // d = 7, C = 4
+  ASSERT_TRUE(problem.HasSampleDiagonal());
+  const Index q = problem.DimInner(), n = problem.LocalShard(Split::kInner).size();
+  const Vec x = RandomVec(7, 21, 1.0), y = RandomVec(q, 22, 0.5), v = RandomVec(q, 23, 1.0);
+  const std::vector<Index> some = {0, 2, 3};
+  for (const Batch& batch : {Batch::Range(0, n), Batch::List(some.data(), 3)}) {
+    const double size = static_cast<double>(batch.size());
+    for (const bool hessian : {false, true}) {
+      Vec whole(q), part(q);
+      auto oracle = [&](Vec* out) {
+        if (hessian) {
+          problem.HessianVec(x, y, v, batch, *out);
+        } else {
+          problem.GradYG(x, y, batch, *out);
+        }
+      };
+      oracle(&whole);
+      problem.set_sample_diagonal_omitted(true);
+      oracle(&part);
+      problem.set_sample_diagonal_omitted(false);
+      const Vec& m = hessian ? v : y;
+      EXPECT_GT((whole - part).norm(), 1e-3 * whole.norm()) << "the term was not left out";
+      Vec added = Vec::Zero(q);
+      const Index cut = 9;  // inside feature 2's row (C = 4)
+      problem.AddSampleDiagonal(x, 0, m.head(cut), added.head(cut));
+      problem.AddSampleDiagonal(x, cut, m.tail(q - cut), added.tail(q - cut));
+      part += size * added;
+      EXPECT_LT((whole - part).norm(), 1e-13 * whole.norm())
+          << (hessian ? "H v" : "grad_y G") << ", batch of " << batch.size();
+    }
+  }
+}
+
 // Full-batch Hessian products keep P = softmax(A W) while y stays the same; a new y (even one
 // that differs in a single bit) gets a new P: the products equal those of a minibatch that
 // holds every row, whatever came before.

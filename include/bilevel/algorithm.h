@@ -59,9 +59,13 @@ class SlicedHessian {
     comm_->AllgatherSlices(whole.data(), q);
     at = comm_->NextBuffer(q);
     Eigen::Map<Vec> product(at ? at : product_->data(), q);
-    const double scale = oracles_->HessianVecSum(x_, y_, whole, *batch_, product);
+    // A sample-independent diagonal term is applied here, to the slice only.
+    Problem& problem = oracles_->problem();
+    const bool diagonal = problem.HasSampleDiagonal();
+    const double scale = oracles_->HessianVecSum(x_, y_, whole, *batch_, product, diagonal);
     comm_->ReduceScatterSum(product.data(), q);
     out = scale * product.segment(slice_.lo, slice_.size());
+    if (diagonal) problem.AddSampleDiagonal(x_, slice_.lo, v, out);
   }
   double Sum(double local) const {
     comm_->AllreduceSum(&local, 1);

@@ -39,9 +39,12 @@ class Oracles {
   // The same as GradYG and HessianVec but leaving `out` the local SUM: they return the factor
   // 1/(global batch size) that makes it the share, for callers that apply it later to their
   // own slice only (Algorithm's sliced updates), saving a pass over q doubles.
-  double GradYGSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
+  // With `omit_diagonal` (the problem declares one: Problem::HasSampleDiagonal) the sum leaves
+  // the sample-independent diagonal term out; the caller adds it (AddSampleDiagonal).
+  double GradYGSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,
+                   bool omit_diagonal = false);
   double HessianVecSum(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
-                       VecRef out);
+                       VecRef out, bool omit_diagonal = false);
 
   const OracleCounts& counts() const { return counts_; }
   void set_counts(const OracleCounts& c) { counts_ = c; }

@@ -120,6 +120,22 @@ class Problem {
   virtual void JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
                            VecRef out) = 0;
 
+  // Optional: a term of G that is the same for every sample and diagonal in y (a regularizer),
+  //   G(x, y; zeta) = G_0(x, y; zeta) + (1/2) sum_i s_i(x) y_i^2.
+  // A problem that has one may declare it: HasSampleDiagonal() returns true, and
+  // AddSampleDiagonal(x, lo, m, out) adds s(x)[lo + i] m[i] to out[i] for every i < m.size()
+  // (m and out being the entries lo, lo + 1, ... of y-space vectors). On more than one rank the
+  // engine then applies the term itself, to the slice of y each rank owns, and calls GradYG and
+  // HessianVec with sample_diagonal_omitted() true: they return the sums of grad_y G_0 and
+  // grad^2_yy G_0 v only, sparing every rank a pass over all of y.
+  virtual bool HasSampleDiagonal() const { return false; }
+  virtual void AddSampleDiagonal(ConstVecRef x, Index lo, ConstVecRef m, VecRef out) const {
+    (void)x, (void)lo, (void)m, (void)out;
+  }
+  // Set by the engine around the oracle calls that leave the term out (above).
+  void set_sample_diagonal_omitted(bool omitted) { sample_diagonal_omitted_ = omitted; }
+  bool sample_diagonal_omitted() const { return sample_diagonal_omitted_; }
+
   // Recommended settings for `algorithm` (one of AlgorithmNames()).
   virtual ProblemDefaults Defaults(const std::string& algorithm) const {
     (void)algorithm;
@@ -147,6 +163,9 @@ class Problem {
                           ConstVecRef sums, MetricsRecord* record) const {
     (void)x, (void)y, (void)hypergrad, (void)sums, (void)record;
   }
+
+ private:
+  bool sample_diagonal_omitted_ = false;
 };
 
 namespace problem_detail {

@@ -39,10 +39,21 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
     if (Sliced()) {
       double* at = comm().NextBuffer(q_);
       Eigen::Map<Vec> g(at ? at : grad_y_.data(), q_);
-      const double scale = oracles().GradYGSum(x, y_, *batch, g);
+      // A sample-independent diagonal term is applied after the reduce-scatter, to the slice.
+      Problem& problem = oracles().problem();
+      const bool diagonal = problem.HasSampleDiagonal();
+      const double scale = oracles().GradYGSum(x, y_, *batch, g, diagonal);
       comm().ReduceScatterSum(g.data(), q_);
       const Slice s = comm().MySlice(q_);
-      y_.segment(s.lo, s.size()).noalias() -= (alpha * scale) * g.segment(s.lo, s.size());
+      auto gs = g.segment(s.lo, s.size());
+      auto ys = y_.segment(s.lo, s.size());
+      if (diagonal) {
+        gs *= scale;
+        problem.AddSampleDiagonal(x, s.lo, ys, gs);
+        ys.noalias() -= alpha * gs;
+      } else {
+        ys.noalias() -= (alpha * scale) * gs;
+      }
       comm().AllgatherSlices(y_);
     } else {
       const double scale = oracles().GradYGSum(x, y_, *batch, grad_y_);

@@ -16,19 +16,39 @@ void StocBio::HypergradientShare(ConstVecRef x, VecRef share) {
   sampler().Draw(Split::kOuter, o.EffectiveOuterBatch(), &outer_batch_);
   oracles().GradYF(x, y_, outer_batch_, r_);
   oracles().GradXF(x, y_, outer_batch_, share);
-  comm().AllreduceSum(r_);
-
-  // Neumann series, an independent minibatch B_j per factor.
-  v_ = r_;
   const double eta = this->eta();
-  for (int j = 1; j <= o.hessian_steps; ++j) {
-    sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
-    oracles().HessianVec(x, y_, r_, batch_, hv_);
-    comm().AllreduceSum(hv_);
-    r_.noalias() -= eta * hv_;
-    v_ += r_;
+  if (Sliced()) {
+    // The same series on this rank's slices of r and v; v is allgathered for J v.
+    comm().ReduceScatterSum(r_);
+    const Slice s = comm().MySlice(q());
+    auto r = r_.segment(s.lo, s.size());
+    auto v = v_.segment(s.lo, s.size());
+    auto hv = hv_.segment(s.lo, s.size());
+    v = r;
+    whole_.resize(q());
+    product_.resize(q());
+    SlicedHessian hessian(&oracles(), &comm(), x, y_, &batch_, &whole_, &product_);
+    for (int j = 1; j <= o.hessian_steps; ++j) {
+      sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
+      hessian.Apply(r, hv);
+      r.noalias() -= eta * hv;
+      v += r;
+    }
+    v *= eta;
+    comm().AllgatherSlices(v_);
+  } else {
+    comm().AllreduceSum(r_);
+    // Neumann series, an independent minibatch B_j per factor.
+    v_ = r_;
+    for (int j = 1; j <= o.hessian_steps; ++j) {
+      sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
+      oracles().HessianVec(x, y_, r_, batch_, hv_);
+      comm().AllreduceSum(hv_);
+      r_.noalias() -= eta * hv_;
+      v_ += r_;
+    }
+    v_ *= eta;
   }
-  v_ *= eta;
 
   // g_hat share = grad_x F(D_F) share - J(D_G) v share.
   sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);

@@ -62,17 +62,36 @@ void Oracles::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Min
   out *= Inv(b);
 }
 
-double Oracles::GradYGSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out) {
+namespace {
+// Sets the problem's sample_diagonal_omitted() for one call.
+class OmitDiagonal {
+ public:
+  OmitDiagonal(Problem* problem, bool omit) : problem_(problem) {
+    problem_->set_sample_diagonal_omitted(omit);
+  }
+  ~OmitDiagonal() { problem_->set_sample_diagonal_omitted(false); }
+  OmitDiagonal(const OmitDiagonal&) = delete;
+  OmitDiagonal& operator=(const OmitDiagonal&) = delete;
+
+ private:
+  Problem* problem_;
+};
+}  // namespace
+
+double Oracles::GradYGSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,
+                          bool omit_diagonal) {
   counts_.grad_g += b.global_size();
   ++counts_.grad_g_calls;
+  OmitDiagonal omit(problem_, omit_diagonal);
   problem_->GradYG(x, y, b.local(), out);
   return Inv(b);
 }
 
 double Oracles::HessianVecSum(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
-                              VecRef out) {
+                              VecRef out, bool omit_diagonal) {
   counts_.hvp += b.global_size();
   ++counts_.hvp_calls;
+  OmitDiagonal omit(problem_, omit_diagonal);
   problem_->HessianVec(x, y, v, b.local(), out);
   return Inv(b);
 }

@@ -1,5 +1,6 @@
 #include "problems/l2reg.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "bilevel/metrics.h"
@@ -46,7 +47,7 @@ void L2RegProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecR
   train_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
     SoftmaxInPlace(z, train_, batch, first, nullptr);
     for (Index i = 0; i < z->rows(); ++i) (*z)(i, train_.label(batch[first + i])) -= 1.0;
-  }, &g, &reg);
+  }, &g, sample_diagonal_omitted() ? nullptr : &reg);
 }
 
 void L2RegProblem::GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
@@ -76,7 +77,7 @@ void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const
       const double pu = p.dot(ui);
       p = (p.array() * (ui.array() - pu)).matrix();
     }
-  }, &g, &reg, probs);
+  }, &g, sample_diagonal_omitted() ? nullptr : &reg, probs);
 }
 
 void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
@@ -86,6 +87,18 @@ void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, cons
   const Vec& e = ExpLambda(x);
   for (Index k = 0; k < train_.dim(); ++k)
     out[k] = scale * e[k] * y.segment(k * c, c).dot(v.segment(k * c, c));
+}
+
+void L2RegProblem::AddSampleDiagonal(ConstVecRef x, Index lo, ConstVecRef m, VecRef out) const {
+  const Index c = train_.classes(), n = m.size();
+  const Vec& e = ExpLambda(x);
+  const double scale = Scale();
+  for (Index i = 0; i < n;) {
+    const Index k = (lo + i) / c;
+    const Index end = std::min(n, (k + 1) * c - lo);  // the rest of feature k's row
+    const double s = scale * e[k];
+    for (; i < end; ++i) out[i] += s * m[i];
+  }
 }
 
 void L2RegProblem::ProjectOuter(VecRef x, double inner_lr) const {

@@ -37,6 +37,11 @@ class L2RegProblem : public SoftmaxProblem {
   void JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
                    VecRef out) override;
 
+  // The regularizer, exp(lambda_k) / (d C) on every entry of feature k's row, is the same for
+  // every sample: on more than one rank the engine applies it to each rank's slice of W.
+  bool HasSampleDiagonal() const override { return true; }
+  void AddSampleDiagonal(ConstVecRef x, Index lo, ConstVecRef m, VecRef out) const override;
+
   ProblemDefaults Defaults(const std::string& algorithm) const override;
   // lambda_k <= log(d C / alpha): an inner gradient step of size alpha is stable for the
   // regularizer's curvature exp(lambda_k) / (d C) only while alpha times it stays below 2, and

@@ -12,8 +12,8 @@
 // Q H v (|B_j|), 1 J v (|D_G|).
 // Communication per outer iteration: T + 1 + Q allreduces of q doubles (inner steps, v_0,
 // Hessian products), then the share grad_x F - J v (p doubles) is reduced to the coordinator.
-// With sliced vectors (Algorithm::Sliced) each inner step's allreduce is a reduce-scatter and
-// an allgather of q doubles instead.
+// With sliced vectors (Algorithm::Sliced) each allreduce of q doubles is a reduce-scatter and
+// an allgather of q doubles instead, and each rank updates only its slice of y, r and v.
 #ifndef BILEVEL_ALGORITHMS_STOCBIO_H_
 #define BILEVEL_ALGORITHMS_STOCBIO_H_
 
