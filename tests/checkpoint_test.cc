@@ -1,7 +1,12 @@
 // Checkpoints, exact resume and failure handling, with the real program under the real mpirun.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <fstream>
+#include <iterator>
 #include <random>
+#include <string>
+#include <thread>
 
 #include "io/checkpoint.h"
 #include "io/result_file.h"
@@ -20,9 +25,9 @@ using testing::ScratchDir;
 
 const std::string kExe = BILEVEL_EXE;
 
-std::string Mpirun(int ranks, const std::string& args) {
+std::string Mpirun(int ranks, const std::string& args, bool quiet = true) {
   return std::string(BILEVEL_MPIEXEC) + " -np " + std::to_string(ranks) + " " + kExe +
-         " solve -q " + args;
+         (quiet ? " solve -q " : " solve ") + args;
 }
 
 // Metrics lines without their timing, which no two runs share.
@@ -197,12 +202,27 @@ TEST(Failure, KillingTheCoordinatorMidWriteNeverBreaksTheCheckpoint) {
   EXPECT_EQ(loaded, 6);
 }
 
+// Waits (up to 60 s) until the job's rank 0 has printed the run header on stderr (file
+// `err`; a run without -q): every rank has then installed its signal handlers (before a collective that comes
+// first). A fixed sleep was not enough for a sanitizer build on a loaded machine, whose
+// MPI_Init alone can take longer.
+bool WaitForHeader(const std::string& err) {
+  for (int i = 0; i < 600; ++i) {
+    std::ifstream in(err);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.find("bilevel solve: problem") != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
 TEST(Signals, SigtermWritesACheckpointAndStops) {
   ScratchDir dir;
   Job job(dir, Mpirun(2, "--algorithm aid-cg --outer-iters 100000000 --eval-every 1000 "
-                         "--checkpoint ck.h5"),
+                         "--checkpoint ck.h5", /*quiet=*/false),
           "term");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(WaitForHeader(dir.File("term.err"))) << "no run header within 60 s";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into the iterations
   // As Slurm does at a time limit or on scancel: SIGTERM to every task.
   const auto ranks = testing::RankProcesses(kExe, dir.path());
   ASSERT_EQ(ranks.size(), 2u);
@@ -221,9 +241,10 @@ TEST(Signals, SigtermWritesACheckpointAndStops) {
 TEST(Signals, SigusrOneToMpirunIsForwardedAndStopsWithACheckpoint) {
   ScratchDir dir;
   Job job(dir, Mpirun(2, "--algorithm stocbio --outer-iters 100000000 "
-                                   "--eval-every 1000 --checkpoint ck.h5"),
+                                   "--eval-every 1000 --checkpoint ck.h5", /*quiet=*/false),
           "usr1");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(WaitForHeader(dir.File("usr1.err"))) << "no run header within 60 s";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into the iterations
   const pid_t mpirun = testing::MpirunIn(dir.path());
   ASSERT_GT(mpirun, 0);
   ASSERT_EQ(kill(mpirun, SIGUSR1), 0);  // mpirun forwards SIGUSR1 to every rank
