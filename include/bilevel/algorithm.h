@@ -45,7 +45,8 @@ struct DistributedHessian {
 // one allreduce of one double (the solver's dot products).
 class SlicedHessian {
  public:
-  // `whole` and `product` are scratch of q doubles.
+  // `whole` and `product`: scratch, sized to q doubles where the communicator has no buffers
+  // of its own (NextBuffer).
   SlicedHessian(Oracles* oracles, Communicator* comm, ConstVecRef x, ConstVecRef y,
                 const MiniBatch* batch, Vec* whole, Vec* product)
       : oracles_(oracles), comm_(comm), x_(x), y_(y), batch_(batch), whole_(whole),
@@ -54,10 +55,12 @@ class SlicedHessian {
     const Index q = y_.size();
     // The whole v and the product in the communicator's buffers where it has them.
     double* at = comm_->NextBuffer(q);
+    if (!at) whole_->resize(q);
     Eigen::Map<Vec> whole(at ? at : whole_->data(), q);
     whole.segment(slice_.lo, slice_.size()) = v;
     comm_->AllgatherSlices(whole.data(), q);
     at = comm_->NextBuffer(q);
+    if (!at) product_->resize(q);
     Eigen::Map<Vec> product(at ? at : product_->data(), q);
     // A sample-independent diagonal term is applied here, to the slice only.
     Problem& problem = oracles_->problem();
@@ -126,8 +129,8 @@ class Algorithm {
   // T warm-started steps y <- y - alpha grad_y g(x, y), on the full inner split
   // (`batch_size` <= 0) or on a fresh minibatch of `batch_size` samples each step. One
   // allreduce of q doubles per step, or when Sliced() one reduce-scatter and one allgather of
-  // q doubles (each rank updates its slice of y). When `trajectory` is given, it receives y^0..y^{T-1}
-  // (column t = y^t). alpha is options().inner_lr unless given.
+  // q doubles (each rank updates its slice of y). When `trajectory` is given, it receives
+  // y^0..y^{T-1} (column t = y^t). alpha is options().inner_lr unless given.
   void InnerSteps(ConstVecRef x, int steps, Index batch_size, Eigen::MatrixXd* trajectory,
                   double alpha = 0);
 
@@ -158,7 +161,7 @@ class Algorithm {
   Vec y_;
   Vec eta_;             // [eta], a vector so that State() can carry it
   Vec grad_y_;          // scratch, q
-  Vec whole_, product_; // scratch of SlicedHessian, q each (sized on first use)
+  Vec whole_, product_; // scratch of SlicedHessian (sized by it when needed)
   MiniBatch full_inner_;
   MiniBatch full_outer_;
   MiniBatch batch_;     // scratch minibatch

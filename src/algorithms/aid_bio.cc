@@ -47,8 +47,6 @@ void AidBio::SolveSliced(ConstVecRef x, double tolerance) {
     cg_stop = tolerance * std::sqrt(gyf2);  // relative to |grad_y f|
     gyf.segment(s.lo, s.size()) -= hv0.segment(s.lo, s.size());
   }
-  whole_.resize(q());
-  product_.resize(q());
   SlicedHessian hessian(&oracles(), &comm(), x, y_, &full_inner_, &whole_, &product_);
   cg_.Resize(s.size());
   cg_iterations_ = ConjugateGradient(hessian, gyf.segment(s.lo, s.size()),

@@ -25,8 +25,6 @@ void StocBio::HypergradientShare(ConstVecRef x, VecRef share) {
     auto v = v_.segment(s.lo, s.size());
     auto hv = hv_.segment(s.lo, s.size());
     v = r;
-    whole_.resize(q());
-    product_.resize(q());
     SlicedHessian hessian(&oracles(), &comm(), x, y_, &batch_, &whole_, &product_);
     for (int j = 1; j <= o.hessian_steps; ++j) {
       sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
