@@ -1,12 +1,13 @@
-// Run under mpirun with 4 ranks. Every algorithm is run on the first 1, 2, 3 and 4 ranks (real
-// MPI sub-communicators; 3 gives uneven shards), with whole and with sliced vectors, and the
-// final x and y must agree with the one-rank run to a relative 1e-10.
+// Run under mpirun with 4 ranks. Every algorithm is run on the first 1, 2, 3 and 4 ranks, with
+// whole and with sliced vectors, and the final x and y must agree with the one-rank run to a
+// relative 1e-10 (ExpectTheSameOnAnyRanks).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <random>
 
 #include "bilevel/algorithm.h"
@@ -35,9 +36,47 @@ TEST(MpiCommunicator, CollectivesSumAndBroadcast) {
   EXPECT_EQ(b[3], 7.5);
 }
 
-// Every algorithm on 1..4 ranks, with whole vectors and with y's vectors in per-rank slices
-// (SolverOptions::slice_min = 0: reduce-scatter, update the own slice, allgather), against the
-// one-rank run with whole vectors. q = 37 gives the 4 ranks slices of 8, 8, 8 and 13.
+// Runs `o` on the first 1, 2, ..., P ranks of the world (real MPI sub-communicators; 3 gives
+// uneven shards), first with whole vectors and then with y's vectors in per-rank slices
+// (SolverOptions::slice_min = `sliced_min`: reduce-scatter, update the own slice, allgather),
+// on the problem make(rank, ranks). Every run must end with the x and y of the first one (whole,
+// one rank) to a relative 1e-10, and every rank of a run with the same x (broadcast) and y
+// (allreduced updates, or every slice from its owner), bit for bit. The reference must have
+// |x| > min_x and |y| > min_y.
+template <class Make>
+void ExpectTheSameOnAnyRanks(SolverOptions o, Index sliced_min, const Make& make, double min_x,
+                             double min_y) {
+  Vec x_ref, y_ref;
+  for (const Index slice_min : {Index{1} << 40, sliced_min}) {
+    for (int ranks = 1; ranks <= world->size(); ++ranks) {
+      std::unique_ptr<comm::MpiCommunicator> sub = world->SplitFirst(ranks);
+      if (!sub) continue;
+      auto problem = make(sub->rank(), sub->size());
+      o.slice_min = slice_min;
+      const std::string run = o.algorithm + " on " + std::to_string(ranks) +
+                              (slice_min == sliced_min ? " ranks, sliced" : " ranks");
+      Vec x, y;
+      const SolveSummary s = Solve(*problem, *sub, o, &x, &y, nullptr);
+      ASSERT_EQ(s.termination, "max_iters") << run;
+      if (x_ref.size() == 0) {
+        x_ref = x, y_ref = y;
+        EXPECT_GT(x.norm(), min_x) << run;
+        EXPECT_GT(y.norm(), min_y) << run;
+      } else if (sub->rank() == 0) {
+        EXPECT_LT((x - x_ref).norm(), 1e-10 * x_ref.norm()) << run;
+        EXPECT_LT((y - y_ref).norm(), 1e-10 * y_ref.norm()) << run;
+      }
+      Vec xy(x.size() + y.size());
+      xy << x, y;
+      Vec first = xy;
+      sub->Broadcast(first, 0);
+      EXPECT_EQ(xy, first) << run << ", rank " << sub->rank();
+    }
+  }
+}
+
+// Every algorithm, whole and sliced (slice_min = 0 slices even q = 37, which gives the 4 ranks
+// slices of 8, 8, 8 and 13).
 TEST(RankInvariance, FinalIteratesDoNotDependOnTheNumberOfRanks) {
   QuadraticOptions q;
   q.dim_outer = 5;
@@ -45,44 +84,19 @@ TEST(RankInvariance, FinalIteratesDoNotDependOnTheNumberOfRanks) {
   q.samples = 101;
   q.kappa = 10;
   for (const std::string& name : AlgorithmNames()) {
-    Vec x_ref, y_ref;
-    for (const Index slice_min : {Index{1} << 40, Index{0}}) {
-      for (int ranks = 1; ranks <= world->size(); ++ranks) {
-        std::unique_ptr<comm::MpiCommunicator> sub = world->SplitFirst(ranks);
-        if (!sub) continue;
-        QuadraticProblem problem(q, sub->rank(), sub->size());
-        SolverOptions o;
-        o.algorithm = name;
-        o.outer_iters = 30;
-        o.inner_steps = 5;
-        o.hessian_steps = 5;
-        o.inner_lr = 0.1;
-        o.eta = 0.05;
-        o.outer_lr = 5;
-        o.batch_size = 10;
-        o.seed = 17;
-        o.slice_min = slice_min;
-        const std::string run =
-            name + " on " + std::to_string(ranks) + (slice_min ? " ranks" : " ranks, sliced");
-        Vec x, y;
-        const SolveSummary s = Solve(problem, *sub, o, &x, &y, nullptr);
-        ASSERT_EQ(s.termination, "max_iters") << run;
-        if (ranks == 1 && slice_min > 0) {
-          x_ref = x, y_ref = y;
-          EXPECT_GT(x.norm(), 0.0);
-        } else if (sub->rank() == 0) {
-          EXPECT_LT((x - x_ref).norm(), 1e-10 * x_ref.norm()) << run;
-          EXPECT_LT((y - y_ref).norm(), 1e-10 * y_ref.norm()) << run;
-        }
-        // Every rank of the run ends with the same x (broadcast) and the same y (allreduced
-        // updates, or every slice from its owner), bit for bit.
-        Vec xy(x.size() + y.size()), first(x.size() + y.size());
-        xy << x, y;
-        first = xy;
-        sub->Broadcast(first, 0);
-        EXPECT_EQ(xy, first) << run << ", rank " << sub->rank();
-      }
-    }
+    SolverOptions o;
+    o.algorithm = name;
+    o.outer_iters = 30;
+    o.inner_steps = 5;
+    o.hessian_steps = 5;
+    o.inner_lr = 0.1;
+    o.eta = 0.05;
+    o.outer_lr = 5;
+    o.batch_size = 10;
+    o.seed = 17;
+    ExpectTheSameOnAnyRanks(o, /*sliced_min=*/0, [&](int rank, int ranks) {
+      return std::make_unique<QuadraticProblem>(q, rank, ranks);
+    }, 0.0, 0.0);
   }
 }
 
@@ -140,44 +154,21 @@ TEST(RankInvariance, SlicedL2RegWithItsRegularizerOnTheSlices) {
   world->Broadcast(tag, 0);
   const std::string file = file_of(tag);
   for (const std::string name : {"aid-cg", "stocbio"}) {
-    Vec x_ref, y_ref;
-    for (const Index slice_min : {Index{1} << 40, SolverOptions().slice_min}) {
-      for (int ranks = 1; ranks <= world->size(); ++ranks) {
-        std::unique_ptr<comm::MpiCommunicator> sub = world->SplitFirst(ranks);
-        if (!sub) continue;
-        problems::L2RegProblem problem(file, sub->rank(), sub->size());
-        ASSERT_GE(problem.DimInner(), SolverOptions().slice_min);
-        SolverOptions o;
-        o.algorithm = name;
-        o.outer_iters = 8;
-        o.inner_steps = 5;
-        o.hessian_steps = 5;
-        o.inner_lr = 1;
-        o.outer_lr = 3e3;  // the hypergradient carries the regularizer's 1 / (d C)
-        o.eta = 0.01;
-        o.batch_size = 10;
-        o.seed = 3;
-        o.slice_min = slice_min;
-        const std::string run = name + " on " + std::to_string(ranks) +
-                                (slice_min > SolverOptions().slice_min ? " ranks" : " ranks, sliced");
-        Vec x, y;
-        const SolveSummary s = Solve(problem, *sub, o, &x, &y, nullptr);
-        ASSERT_EQ(s.termination, "max_iters") << run;
-        if (ranks == 1 && x_ref.size() == 0) {
-          x_ref = x, y_ref = y;
-          EXPECT_GT(x.norm(), 1e-3) << run;
-          EXPECT_GT(y.norm(), 1.0) << run;
-        } else if (sub->rank() == 0) {
-          EXPECT_LT((x - x_ref).norm(), 1e-10 * x_ref.norm()) << run;
-          EXPECT_LT((y - y_ref).norm(), 1e-10 * y_ref.norm()) << run;
-        }
-        Vec xy(x.size() + y.size());
-        xy << x, y;
-        Vec first = xy;
-        sub->Broadcast(first, 0);
-        EXPECT_EQ(xy, first) << run << ", rank " << sub->rank();
-      }
-    }
+    SolverOptions o;
+    o.algorithm = name;
+    o.outer_iters = 8;
+    o.inner_steps = 5;
+    o.hessian_steps = 5;
+    o.inner_lr = 1;
+    o.outer_lr = 3e3;  // the hypergradient carries the regularizer's 1 / (d C)
+    o.eta = 0.01;
+    o.batch_size = 10;
+    o.seed = 3;
+    ExpectTheSameOnAnyRanks(o, SolverOptions().slice_min, [&](int rank, int ranks) {
+      auto problem = std::make_unique<problems::L2RegProblem>(file, rank, ranks);
+      EXPECT_GE(problem->DimInner(), SolverOptions().slice_min);
+      return problem;
+    }, 1e-3, 1.0);
   }
   world->Broadcast(tag, 0);  // every rank is done with the file
   if (world->rank() == 0) std::remove(file.c_str());

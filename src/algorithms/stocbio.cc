@@ -16,16 +16,12 @@ void StocBio::HypergradientShare(ConstVecRef x, VecRef share) {
   sampler().Draw(Split::kOuter, o.EffectiveOuterBatch(), &outer_batch_);
   oracles().GradYF(x, y_, outer_batch_, r_);
   oracles().GradXF(x, y_, outer_batch_, share);
+
+  // Neumann series, an independent minibatch B_j per factor: v = eta sum_j r_j, with whole
+  // vectors or with this rank's slices of r and v (v is then allgathered for J v).
   const double eta = this->eta();
-  if (Sliced()) {
-    // The same series on this rank's slices of r and v; v is allgathered for J v.
-    comm().ReduceScatterSum(r_);
-    const Slice s = comm().MySlice(q());
-    auto r = r_.segment(s.lo, s.size());
-    auto v = v_.segment(s.lo, s.size());
-    auto hv = hv_.segment(s.lo, s.size());
+  auto series = [&](auto& hessian, VecRef r, VecRef v, VecRef hv) {
     v = r;
-    SlicedHessian hessian(&oracles(), &comm(), x, y_, &batch_, &whole_, &product_);
     for (int j = 1; j <= o.hessian_steps; ++j) {
       sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
       hessian.Apply(r, hv);
@@ -33,19 +29,18 @@ void StocBio::HypergradientShare(ConstVecRef x, VecRef share) {
       v += r;
     }
     v *= eta;
+  };
+  if (Sliced()) {
+    comm().ReduceScatterSum(r_);
+    const Slice s = comm().MySlice(q());
+    SlicedHessian hessian(&oracles(), &comm(), x, y_, &batch_, &whole_, &product_);
+    series(hessian, r_.segment(s.lo, s.size()), v_.segment(s.lo, s.size()),
+           hv_.segment(s.lo, s.size()));
     comm().AllgatherSlices(v_);
   } else {
     comm().AllreduceSum(r_);
-    // Neumann series, an independent minibatch B_j per factor.
-    v_ = r_;
-    for (int j = 1; j <= o.hessian_steps; ++j) {
-      sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
-      oracles().HessianVec(x, y_, r_, batch_, hv_);
-      comm().AllreduceSum(hv_);
-      r_.noalias() -= eta * hv_;
-      v_ += r_;
-    }
-    v_ *= eta;
+    DistributedHessian hessian{&oracles(), &comm(), x, y_, &batch_};
+    series(hessian, r_, v_, hv_);
   }
 
   // g_hat share = grad_x F(D_F) share - J(D_G) v share.

@@ -33,10 +33,7 @@ void Oracles::GradYF(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef ou
 }
 
 void Oracles::GradYG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out) {
-  counts_.grad_g += b.global_size();
-  ++counts_.grad_g_calls;
-  problem_->GradYG(x, y, b.local(), out);
-  out *= Inv(b);
+  out *= GradYGSum(x, y, b, out);
 }
 
 void Oracles::GradXG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out) {
@@ -48,10 +45,7 @@ void Oracles::GradXG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef ou
 
 void Oracles::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
                          VecRef out) {
-  counts_.hvp += b.global_size();
-  ++counts_.hvp_calls;
-  problem_->HessianVec(x, y, v, b.local(), out);
-  out *= Inv(b);
+  out *= HessianVecSum(x, y, v, b, out);
 }
 
 void Oracles::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -35,6 +34,7 @@ const OracleField kOracleFields[] = {
 struct CommField {
   const char* name;
   std::int64_t CommStats::*member;
+  bool optional = false;  // absent from checkpoints of earlier versions: read as 0
 };
 const CommField kCommFields[] = {
     {"allreduce_calls", &CommStats::allreduce_calls},
@@ -43,10 +43,10 @@ const CommField kCommFields[] = {
     {"reduce_bytes", &CommStats::reduce_bytes},
     {"broadcast_calls", &CommStats::broadcast_calls},
     {"broadcast_bytes", &CommStats::broadcast_bytes},
-    {"reduce_scatter_calls", &CommStats::reduce_scatter_calls},
-    {"reduce_scatter_bytes", &CommStats::reduce_scatter_bytes},
-    {"allgather_calls", &CommStats::allgather_calls},
-    {"allgather_bytes", &CommStats::allgather_bytes}};
+    {"reduce_scatter_calls", &CommStats::reduce_scatter_calls, true},
+    {"reduce_scatter_bytes", &CommStats::reduce_scatter_bytes, true},
+    {"allgather_calls", &CommStats::allgather_calls, true},
+    {"allgather_bytes", &CommStats::allgather_bytes, true}};
 
 void WriteVectors(hid_t file, const char* group_name, const NamedVectors& vectors,
                   const std::string& path) {
@@ -153,10 +153,7 @@ Checkpoint ReadCheckpoint(const std::string& path) {
   for (const auto& field : kOracleFields)
     c.state.oracles.*field.member = ReadIntAttribute(counters.get(), field.name, path + " counters");
   for (const auto& field : kCommFields) {
-    // Checkpoints of versions before the reduce-scatter and allgather counters lack them.
-    const bool since_slices = std::strncmp(field.name, "reduce_scatter", 14) == 0 ||
-                              std::strncmp(field.name, "allgather", 9) == 0;
-    if (since_slices && H5Aexists(counters.get(), field.name) == 0) continue;
+    if (field.optional && H5Aexists(counters.get(), field.name) == 0) continue;
     c.state.comm.*field.member = ReadIntAttribute(counters.get(), field.name, path + " counters");
   }
   c.options = ReadStrings(f, "options", path);
