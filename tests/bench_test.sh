@@ -57,12 +57,28 @@ assert d["stream"]["one_core_gb_per_s"] > 0 and d["stream"]["all_ranks_gb_per_s"
 assert len(d["oracles"]) == 36, len(d["oracles"])
 for r in d["oracles"]:
     assert r["median_s"] > 0 and r["min_bytes"] > 0 and r["gb_per_s"] > 0, r
-assert len(d["iterations"]) == 8, len(d["iterations"])
+# 10 reference runs: l2reg's stocBiO rows twice, with block-sparse and with dense steps.
+assert len(d["iterations"]) == 10, len(d["iterations"])
 for r in d["iterations"]:
-    assert r["median_s"] > 0 and r["allreduce_calls"] > 0 and r["min_allreduce_calls"] > 0, r
-assert sorted(r["ranks"] for r in d["scaling"]) == [1] * 4 + [2] * 4, d["scaling"]
+    assert r["median_s"] > 0, r
+    steps = r["minibatch_steps"]
+    if r["algorithm"] == "stocbio":
+        block = r["problem"] == "l2reg" and not r["name"].endswith(" dense")
+        assert steps == ("block-sparse" if block else "dense"), r
+    else:
+        assert steps == "full batch", r
+    if steps == "block-sparse":  # no communication on one rank
+        assert r["allreduce_calls"] == 0 and r["allgather_calls"] == 0, r
+    else:
+        assert r["allreduce_calls"] >= r["min_allreduce_calls"] > 0, r
+assert sorted(r["ranks"] for r in d["scaling"]) == [1] * 5 + [2] * 5, d["scaling"]
 for r in d["scaling"]:
     assert r["median_s"] > 0 and r["speedup"] > 0 and r["efficiency"] > 0, r
+    if r["ranks"] == 2 and r["minibatch_steps"] == "block-sparse":
+        # T + 1 + Q sums, each an allgather of the touched blocks, and no allreduce
+        assert r["allreduce_calls"] == 0, r
+        assert r["allgather_calls"] >= r["min_allgather_calls"] == 21, r
+        assert r["allgather_bytes"] > 0, r
 EOF
 grep -q "^Scaling" out.txt || fail "no scaling table on stdout"
 echo "bench_test: OK"

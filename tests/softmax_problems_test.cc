@@ -7,6 +7,7 @@
 
 #include "bilevel/check.h"
 #include "bilevel/metrics.h"
+#include "generated_data.h"
 #include "io/dataset.h"
 #include "problems/hyperclean.h"
 #include "problems/l2reg.h"
@@ -59,12 +60,7 @@ io::SplitShard SparseSplit(Index rows, Index d, int classes, std::mt19937* rng, 
 
 std::string MakeFile(const testing::ScratchDir& dir, bool sparse) {
   std::mt19937 rng(3);
-  io::Dataset data;
-  data.attributes.num_features = 7;
-  data.attributes.num_classes = 4;
-  data.attributes.storage = sparse ? "csr" : "dense";
-  data.attributes.sources = "generated";
-  data.attributes.source_sha256 = "0";
+  io::Dataset data = testing::GeneratedDataset(7, 4, sparse ? "csr" : "dense");
   if (sparse) {
     data.train = SparseSplit(23, 7, 4, &rng);
     data.val = SparseSplit(11, 7, 4, &rng);
@@ -121,12 +117,7 @@ TEST(L2Reg, FullBatchColumnPassesEqualRowPasses) {
   testing::ScratchDir dir;
   for (const int classes : {4, 20}) {
     std::mt19937 rng(classes);
-    io::Dataset data;
-    data.attributes.num_features = 40;
-    data.attributes.num_classes = classes;
-    data.attributes.storage = "csr";
-    data.attributes.sources = "generated";
-    data.attributes.source_sha256 = "0";
+    io::Dataset data = testing::GeneratedDataset(40, classes, "csr");
     data.train = SparseSplit(23, 40, classes, &rng, 15);
     data.val = SparseSplit(11, 40, classes, &rng, 15);
     data.test = SparseSplit(9, 40, classes, &rng, 15);
@@ -194,6 +185,83 @@ TEST(L2Reg, SampleDiagonalAddedBackEqualsTheWholeOracle) {
       part += size * added;
       EXPECT_LT((whole - part).norm(), 1e-13 * whole.norm())
           << (hessian ? "H v" : "grad_y G") << ", batch of " << batch.size();
+    }
+  }
+}
+
+// Row sparsity (Problem::BlockSize, TouchedBlocks): on sparse rows (40 features, about 4 per
+// row), grad_y G_0, H_0 v and grad_y F of a batch are zero outside the blocks it touches, do
+// not read y or v there, and with touched_blocks_only() write the touched blocks only, with
+// the values of the whole oracle; on minibatches and on the full batch, and for a batch
+// that touches nothing.
+TEST(L2Reg, TouchedBlocksOnlyOraclesEqualTheWholeOnTheTouchedBlocks) {
+  testing::ScratchDir dir;
+  std::mt19937 rng(8);
+  io::Dataset data = testing::GeneratedDataset(40, 3, "csr");
+  data.train = SparseSplit(30, 40, 3, &rng, 10);
+  data.val = SparseSplit(12, 40, 3, &rng, 10);
+  data.test = SparseSplit(5, 40, 3, &rng, 10);
+  {  // row 2 is empty
+    io::SplitShard& t = data.train;
+    const std::int64_t lo = t.indptr[2], hi = t.indptr[3];
+    t.indices.erase(t.indices.begin() + lo, t.indices.begin() + hi);
+    t.data.erase(t.data.begin() + lo, t.data.begin() + hi);
+    for (std::size_t i = 3; i < t.indptr.size(); ++i) t.indptr[i] -= hi - lo;
+  }
+  const std::string path = dir.File("blocks.h5");
+  io::WriteDataset(path, data);
+  L2RegProblem problem(path, 0, 1);
+  ASSERT_EQ(problem.BlockSize(), 3);
+  const Index q = problem.DimInner(), c = 3;
+  const Vec x = RandomVec(40, 31, 1.0), y = RandomVec(q, 32, 0.5), v = RandomVec(q, 33, 1.0);
+  const std::vector<Index> some = {1, 4, 9, 11}, none = {2};  // val has 12 rows
+  const Index n = problem.LocalShard(Split::kInner).size();
+  const Index n_val = problem.LocalShard(Split::kOuter).size();
+  for (int which = 0; which < 3; ++which) {  // grad_y G, H v, grad_y F
+    const Split split = which == 2 ? Split::kOuter : Split::kInner;
+    std::vector<Batch> batches = {Batch::List(some.data(), 4),
+                                  Batch::Range(0, which == 2 ? n_val : n)};
+    if (which < 2) batches.push_back(Batch::List(none.data(), 1));
+    for (const Batch& batch : batches) {
+      const std::string what = std::string(which == 0 ? "grad_y G" : which == 1 ? "H v" : "grad_y F") +
+                               ", batch of " + std::to_string(batch.size());
+      std::vector<Index> blocks;
+      problem.TouchedBlocks(split, batch, &blocks);
+      std::vector<bool> touched(40, false);
+      for (std::size_t k = 0; k < blocks.size(); ++k) {
+        touched[blocks[k]] = true;
+        if (k > 0) EXPECT_LT(blocks[k - 1], blocks[k]) << what << ": sorted and distinct";
+      }
+      if (batch.size() == 1) EXPECT_TRUE(blocks.empty()) << what;
+      // y and v poisoned outside the touched blocks: not read there.
+      Vec y_poisoned = y, v_poisoned = v;
+      for (Index k = 0; k < 40; ++k) {
+        if (touched[k]) continue;
+        y_poisoned.segment(k * c, c).setConstant(NAN);
+        v_poisoned.segment(k * c, c).setConstant(NAN);
+      }
+      auto oracle = [&](const Vec& yy, const Vec& vv, Vec* out) {
+        if (which == 0) problem.GradYG(x, yy, batch, *out);
+        if (which == 1) problem.HessianVec(x, yy, vv, batch, *out);
+        if (which == 2) problem.GradYF(x, yy, batch, *out);
+      };
+      Vec whole(q), part = Vec::Constant(q, 7.0);
+      problem.set_sample_diagonal_omitted(which < 2);
+      oracle(y, v, &whole);
+      problem.set_touched_blocks_only(true);
+      oracle(y_poisoned, v_poisoned, &part);
+      problem.set_touched_blocks_only(false);
+      problem.set_sample_diagonal_omitted(false);
+      for (Index k = 0; k < 40; ++k) {
+        const auto w = whole.segment(k * c, c), got = part.segment(k * c, c);
+        if (touched[k]) {
+          EXPECT_LE((got - w).norm(), 1e-13 * (1 + w.norm())) << what << ", feature " << k;
+        } else {
+          EXPECT_EQ(w.norm(), 0.0) << what << ", feature " << k << " is not touched";
+          EXPECT_TRUE((got.array() == 7.0).all()) << what << ", feature " << k << " was written";
+        }
+      }
+      if (batch.size() > 1) EXPECT_GT(whole.norm(), 0.0) << what;
     }
   }
 }

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "bilevel/block_sparse.h"
 #include "bilevel/communicator.h"
 #include "bilevel/options.h"
 #include "bilevel/oracles.h"
@@ -125,12 +126,24 @@ class Algorithm {
   // Every vector of the algorithm's state (y, warm starts, memories), by name.
   virtual std::vector<std::pair<std::string, Vec*>> State() { return {{"y", &y_}}; }
 
+  // Whether minibatch steps of `batch_size` samples go on the blocks the batch touches
+  // (bilevel/block_sparse.h): for a problem that declares blocks and its sample diagonal.
+  // Each step is then one allgather of every rank's touched blocks and an update of the union
+  // of those blocks; the diagonal's steps on the other blocks are deferred (lazy_).
+  bool BlockSparse(Index batch_size) const {
+    const Problem& problem = context_.oracles->problem();
+    return batch_size > 0 && options().block_sparse && problem.BlockSize() > 0 &&
+           problem.HasSampleDiagonal();
+  }
+
  protected:
   // T warm-started steps y <- y - alpha grad_y g(x, y), on the full inner split
   // (`batch_size` <= 0) or on a fresh minibatch of `batch_size` samples each step. One
   // allreduce of q doubles per step, or when Sliced() one reduce-scatter and one allgather of
-  // q doubles (each rank updates its slice of y). When `trajectory` is given, it receives
-  // y^0..y^{T-1} (column t = y^t). alpha is options().inner_lr unless given.
+  // q doubles (each rank updates its slice of y); when BlockSparse(batch_size) and no
+  // trajectory is asked for, one allgather of the touched blocks per step. When `trajectory`
+  // is given, it receives y^0..y^{T-1} (column t = y^t). alpha is options().inner_lr unless
+  // given.
   void InnerSteps(ConstVecRef x, int steps, Index batch_size, Eigen::MatrixXd* trajectory,
                   double alpha = 0);
 
@@ -148,6 +161,7 @@ class Algorithm {
   // product is then reduce-scattered, each rank updates its slice, and the result is
   // allgathered: the replicated work of the updates is divided among the ranks.
   bool Sliced() { return comm().size() > 1 && q_ >= options().slice_min; }
+  BlockSums& block_sums();
 
   Oracles& oracles() { return *context_.oracles; }
   Communicator& comm() { return *context_.comm; }
@@ -167,6 +181,8 @@ class Algorithm {
   MiniBatch batch_;     // scratch minibatch
   MiniBatch outer_batch_;  // scratch minibatch of the outer split
   Vec r_, hv_, jv_;        // scratch of RandomNeumannShare
+  std::unique_ptr<BlockSums> block_sums_;  // created at the first block-sparse step
+  LazyBlocks lazy_;
   int iteration_ = 1;
 };
 

@@ -5,6 +5,7 @@
 #define BILEVEL_COMMUNICATOR_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "bilevel/types.h"
 
@@ -60,6 +61,11 @@ class Communicator {
   void ReduceScatterSum(VecRef v) { ReduceScatterSum(v.data(), v.size()); }
   void AllgatherSlices(double* data, Index n);
   void AllgatherSlices(VecRef v) { AllgatherSlices(v.data(), v.size()); }
+  // Pieces of different lengths: `all` receives every rank's n doubles from `data`, in rank
+  // order, and counts[q] is rank q's n (row-sparse sums: each rank's touched blocks). Counted
+  // as an allgather of the doubles received.
+  void AllgatherPieces(const double* data, Index n, std::vector<double>* all,
+                       std::vector<Index>* counts);
   // Storage for the buffer of the NEXT collective call of n doubles (AllreduceSum,
   // ReduceScatterSum or AllgatherSlices) that saves that call its copies in and out of shared
   // memory, or nullptr where there is no such saving (the caller uses its own storage). Write
@@ -80,6 +86,8 @@ class Communicator {
   virtual void DoBroadcast(double* data, Index n, int root) = 0;
   virtual void DoReduceScatterSum(double* data, Index n) = 0;
   virtual void DoAllgatherSlices(double* data, Index n) = 0;
+  virtual void DoAllgatherPieces(const double* data, Index n, std::vector<double>* all,
+                                 std::vector<Index>* counts) = 0;
   virtual double* DoNextBuffer(Index n) {
     (void)n;
     return nullptr;
@@ -102,6 +110,11 @@ class SerialCommunicator : public Communicator {
   void DoBroadcast(double*, Index, int) override {}
   void DoReduceScatterSum(double*, Index) override {}
   void DoAllgatherSlices(double*, Index) override {}
+  void DoAllgatherPieces(const double* data, Index n, std::vector<double>* all,
+                         std::vector<Index>* counts) override {
+    all->assign(data, data + n);
+    counts->assign(1, n);
+  }
 };
 
 }  // namespace bilevel

@@ -76,6 +76,8 @@ class MpiCommunicator : public Communicator {
   void DoBroadcast(double* data, Index n, int root) override;
   void DoReduceScatterSum(double* data, Index n) override;
   void DoAllgatherSlices(double* data, Index n) override;
+  void DoAllgatherPieces(const double* data, Index n, std::vector<double>* all,
+                         std::vector<Index>* counts) override;
   double* DoNextBuffer(Index n) override;
 
  private:

@@ -33,6 +33,10 @@ struct SolverOptions {
                                      // this many doubles are updated in per-rank slices
                                      // (Algorithm::Sliced); not a command-line option: tests
                                      // compare both ways
+  bool block_sparse = true;          // minibatch steps on the touched blocks only, for
+                                     // problems that declare blocks (Problem::BlockSize);
+                                     // false: --dense-steps (the same iterates but for
+                                     // rounding, so not part of a run's identity)
 
   Index EffectiveOuterBatch() const { return outer_batch_size > 0 ? outer_batch_size : batch_size; }
   Index EffectiveHessianBatch() const {

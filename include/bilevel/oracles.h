@@ -27,6 +27,7 @@ class Oracles {
   explicit Oracles(Problem* problem) : problem_(problem) {}
 
   Problem& problem() { return *problem_; }
+  const Problem& problem() const { return *problem_; }
 
   double ValueF(ConstVecRef x, ConstVecRef y, const MiniBatch& b);
   double ValueG(ConstVecRef x, ConstVecRef y, const MiniBatch& b);
@@ -36,15 +37,19 @@ class Oracles {
   void GradXG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
   void HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b, VecRef out);
   void JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b, VecRef out);
-  // The same as GradYG and HessianVec but leaving `out` the local SUM: they return the factor
+  // The same as GradYF, GradYG and HessianVec but leaving `out` the local SUM: they return the factor
   // 1/(global batch size) that makes it the share, for callers that apply it later to their
   // own slice only (Algorithm's sliced updates), saving a pass over q doubles.
   // With `omit_diagonal` (the problem declares one: Problem::HasSampleDiagonal) the sum leaves
-  // the sample-independent diagonal term out; the caller adds it (AddSampleDiagonal).
+  // the sample-independent diagonal term out; the caller adds it (AddSampleDiagonal). With
+  // `touched_only` (the problem declares blocks: Problem::BlockSize) only the blocks the batch
+  // touches are written (Problem::TouchedBlocks), the rest of `out` is left as it was.
+  double GradYFSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,
+                   bool touched_only = false);
   double GradYGSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,
-                   bool omit_diagonal = false);
+                   bool omit_diagonal = false, bool touched_only = false);
   double HessianVecSum(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
-                       VecRef out, bool omit_diagonal = false);
+                       VecRef out, bool omit_diagonal = false, bool touched_only = false);
 
   const OracleCounts& counts() const { return counts_; }
   void set_counts(const OracleCounts& c) { counts_ = c; }

@@ -136,6 +136,34 @@ class Problem {
   void set_sample_diagonal_omitted(bool omitted) { sample_diagonal_omitted_ = omitted; }
   bool sample_diagonal_omitted() const { return sample_diagonal_omitted_; }
 
+  // Optional: row sparsity. When y is made of blocks of BlockSize() entries (block b: entries
+  // [b B, (b + 1) B)) and a batch's samples touch only some of them (sparse features: a
+  // feature's row of W), a problem may declare it: BlockSize() > 0, and TouchedBlocks(split,
+  // batch, &blocks) lists, sorted and distinct, the blocks outside which the batch's sums of
+  // grad_y G_0, grad^2_yy G_0 v (G_0: G without its sample diagonal, above) and grad_y F are
+  // zero and on which alone they depend on y and v. The problem must also declare its sample
+  // diagonal. For minibatches the engine then keeps y and the Neumann vectors up to date
+  // lazily (the diagonal term, applied to every block at every step, is deferred on the blocks
+  // no batch touches) and calls GradYG, HessianVec (both with sample_diagonal_omitted() true)
+  // and GradYF with touched_blocks_only() true: they write only the touched blocks of `out`,
+  // leaving its other entries as they are, and read y and v only on those blocks. A step then
+  // costs and communicates in proportion to the blocks its batch touches, not to q.
+  virtual Index BlockSize() const { return 0; }
+  virtual void TouchedBlocks(Split split, const Batch& batch, std::vector<Index>* blocks) {
+    (void)split, (void)batch;
+    blocks->clear();
+  }
+  // Optional, with blocks: when the sample diagonal is the same on every entry of a block,
+  // writes it once per block into s (q / BlockSize() values) and returns true, sparing the
+  // engine a pass of AddSampleDiagonal over all of y. The default returns false.
+  virtual bool SampleDiagonalOfBlocks(ConstVecRef x, VecRef s) const {
+    (void)x, (void)s;
+    return false;
+  }
+  // Set by the engine around the oracle calls that write only the touched blocks (above).
+  void set_touched_blocks_only(bool only) { touched_blocks_only_ = only; }
+  bool touched_blocks_only() const { return touched_blocks_only_; }
+
   // Recommended settings for `algorithm` (one of AlgorithmNames()).
   virtual ProblemDefaults Defaults(const std::string& algorithm) const {
     (void)algorithm;
@@ -166,6 +194,7 @@ class Problem {
 
  private:
   bool sample_diagonal_omitted_ = false;
+  bool touched_blocks_only_ = false;
 };
 
 namespace problem_detail {

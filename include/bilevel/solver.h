@@ -75,8 +75,8 @@ struct SolveControl {
 // formed, with the inner iterate y used for it: `iter` (k, from 1), `time_s` (solver time so
 // far), `outer_loss` f(x_k, y), `hypergrad_norm` |g_hat|, oracle counts (samples)
 // `grad_f`, `grad_g`, `hvp`, `jvp`, communication counts `allreduce_calls`,
-// `allreduce_bytes`, `reduce_scatter_calls`, `allgather_calls`, `comm_calls`, `comm_bytes`
-// (all collectives), then the problem's own.
+// `allreduce_bytes`, `reduce_scatter_calls`, `allgather_calls`, `allgather_bytes`,
+// `comm_calls`, `comm_bytes` (all collectives), then the problem's own.
 // Evaluations happen every eval_every iterations and at the last one; their own work is not
 // counted.
 SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& options, Vec* x,

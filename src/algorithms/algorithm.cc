@@ -28,6 +28,32 @@ Algorithm::Algorithm(const AlgorithmContext& context)
 void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
                            Eigen::MatrixXd* trajectory, double alpha) {
   if (alpha <= 0) alpha = options().inner_lr;
+  if (!trajectory && BlockSparse(batch_size)) {
+    // y <- f o y - alpha scale h on the union of the touched blocks, f = 1 - alpha s; the
+    // other blocks' steps y <- f o y are deferred until they are read or the loop ends.
+    BlockSums& sums = block_sums();
+    Problem& problem = oracles().problem();
+    lazy_.Start(problem, x, alpha, sums.block_size(), /*zero=*/false);
+    for (int t = 0; t < steps; ++t) {
+      sampler().Draw(Split::kInner, batch_size, &batch_);
+      const std::vector<Index>& mine = sums.Touch(Split::kInner, batch_);
+      for (std::size_t k = 0; k < mine.size(); ++k) {
+        if (k + kAhead < mine.size()) lazy_.Prefetch(mine[k + kAhead], y_.data());
+        lazy_.CatchUp(mine[k], t, y_.data());
+      }
+      const double scale = oracles().GradYGSum(x, y_, batch_, grad_y_, /*omit_diagonal=*/true,
+                                               /*touched_only=*/true);
+      sums.Exchange(grad_y_.data());
+      const std::vector<Index>& blocks = sums.blocks();
+      for (std::size_t k = 0; k < blocks.size(); ++k) {
+        if (k + kAhead < blocks.size()) lazy_.Prefetch(blocks[k + kAhead], y_.data());
+        lazy_.CatchUp(blocks[k], t, y_.data());
+        lazy_.Update(blocks[k], t, alpha * scale, sums.sum(k), y_.data());
+      }
+    }
+    lazy_.CatchUpAll(steps, y_.data());
+    return;
+  }
   if (trajectory) trajectory->resize(q_, steps);
   for (int t = 0; t < steps; ++t) {
     if (trajectory) trajectory->col(t) = y_;
@@ -61,6 +87,11 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
       y_.noalias() -= (alpha * scale) * grad_y_;  // the 1/|B| in the update's pass
     }
   }
+}
+
+BlockSums& Algorithm::block_sums() {
+  if (!block_sums_) block_sums_ = std::make_unique<BlockSums>(&oracles().problem(), &comm());
+  return *block_sums_;
 }
 
 void Algorithm::RandomNeumannShare(ConstVecRef x, VecRef share) {

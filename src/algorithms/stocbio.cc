@@ -14,8 +14,22 @@ void StocBio::HypergradientShare(ConstVecRef x, VecRef share) {
 
   // v_0 = grad_y F(x, y; D_F), and this rank's share of grad_x F on the same batch.
   sampler().Draw(Split::kOuter, o.EffectiveOuterBatch(), &outer_batch_);
-  oracles().GradYF(x, y_, outer_batch_, r_);
+  if (BlockSparse(o.EffectiveHessianBatch())) {
+    BlockSparseSeries(x);
+  } else {
+    WholeSeries(x);
+  }
   oracles().GradXF(x, y_, outer_batch_, share);
+
+  // g_hat share = grad_x F(D_F) share - J(D_G) v share.
+  sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
+  oracles().JacobianVec(x, y_, v_, batch_, jv_);
+  share -= jv_;
+}
+
+void StocBio::WholeSeries(ConstVecRef x) {
+  const SolverOptions& o = options();
+  oracles().GradYF(x, y_, outer_batch_, r_);
 
   // Neumann series, an independent minibatch B_j per factor: v = eta sum_j r_j, with whole
   // vectors or with this rank's slices of r and v (v is then allgathered for J v).
@@ -42,11 +56,45 @@ void StocBio::HypergradientShare(ConstVecRef x, VecRef share) {
     DistributedHessian hessian{&oracles(), &comm(), x, y_, &batch_};
     series(hessian, r_, v_, hv_);
   }
+}
 
-  // g_hat share = grad_x F(D_F) share - J(D_G) v share.
-  sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
-  oracles().JacobianVec(x, y_, v_, batch_, jv_);
-  share -= jv_;
+void StocBio::BlockSparseSeries(ConstVecRef x) {
+  const SolverOptions& o = options();
+  const double eta = this->eta();
+  BlockSums& sums = block_sums();
+  const Index block = sums.block_size();
+  // r = v = grad_y F(D_F), nonzero only on the blocks D_F touches; zero elsewhere until a
+  // factor's batch touches them (lazy_ holds them as zero, unwritten).
+  lazy_.Start(oracles().problem(), x, eta, block, /*zero=*/true);
+  sums.Touch(Split::kOuter, outer_batch_);
+  const double f_scale = oracles().GradYFSum(x, y_, outer_batch_, hv_, /*touched_only=*/true);
+  sums.Exchange(hv_.data());
+  const std::vector<Index>& blocks = sums.blocks();
+  for (std::size_t k = 0; k < blocks.size(); ++k) {
+    const Index lo = blocks[k] * block;
+    for (Index j = 0; j < block; ++j) r_[lo + j] = v_[lo + j] = f_scale * sums.sum(k)[j];
+    lazy_.Set(blocks[k], 0);
+  }
+  // Factor j: r <- f o r - eta scale H_0(B_j) r, v <- v + r, f = 1 - eta s; the blocks B_j
+  // does not touch take r <- f o r, v <- v + r later (lazy_).
+  for (int j = 0; j < o.hessian_steps; ++j) {
+    sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
+    const std::vector<Index>& mine = sums.Touch(Split::kInner, batch_);
+    for (std::size_t k = 0; k < mine.size(); ++k) {
+      if (k + kAhead < mine.size()) lazy_.Prefetch(mine[k + kAhead], r_.data(), v_.data());
+      lazy_.CatchUp(mine[k], j, r_.data(), v_.data());
+    }
+    const double scale = oracles().HessianVecSum(x, y_, r_, batch_, hv_, /*omit_diagonal=*/true,
+                                                 /*touched_only=*/true);
+    sums.Exchange(hv_.data());
+    for (std::size_t k = 0; k < blocks.size(); ++k) {
+      if (k + kAhead < blocks.size()) lazy_.Prefetch(blocks[k + kAhead], r_.data(), v_.data());
+      lazy_.CatchUp(blocks[k], j, r_.data(), v_.data());
+      lazy_.Update(blocks[k], j, eta * scale, sums.sum(k), r_.data(), v_.data());
+    }
+  }
+  lazy_.CatchUpAll(o.hessian_steps, r_.data(), v_.data());
+  v_ *= eta;
 }
 
 }  // namespace bilevel

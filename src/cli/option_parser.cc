@@ -33,6 +33,7 @@ std::string Join(const std::vector<std::string>& names) {
 struct RawValues {
   std::string inner_lr, outer_lr, eta, batch_size, inner_steps;
   long long seed = 0, data_seed = 1;
+  bool dense_steps = false;
 };
 
 po::options_description Describe(SolveConfig* c, RawValues* raw) {
@@ -101,6 +102,10 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
         " (auto: the problem's recommendation; sgd for every shipped problem)").c_str())
       ("momentum", po::value(&s.momentum)->default_value(s.momentum, "0.9")->value_name("MU"),
        "momentum of --outer-optimizer momentum")
+      ("dense-steps", po::bool_switch(&raw->dense_steps),
+       "minibatch steps over all of y, also on sparse data (l2reg), where by default a step "
+       "updates only the rows of W its batch touches: for comparison, the iterates differ "
+       "by rounding only")
       ("seed", po::value(&raw->seed)->default_value(raw->seed), "seed of the minibatch sampler")
       ("eval-every", po::value(&s.eval_every)->default_value(s.eval_every)->value_name("K"),
        "evaluate and report every K outer iterations (and at the last)")
@@ -284,6 +289,7 @@ SolveConfig Parse(const std::vector<std::string>& args, const std::string* confi
   if (raw.data_seed < 0)
     throw UsageError("option --data-seed: " + std::to_string(raw.data_seed) + " must be >= 0");
   c.solver.seed = static_cast<std::uint64_t>(raw.seed);
+  c.solver.block_sparse = !raw.dense_steps;
   c.quadratic.seed = static_cast<std::uint64_t>(raw.data_seed);
 
   if (c.checkpoint_keep < 1)

@@ -6,6 +6,8 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace bilevel::comm {
@@ -243,6 +245,28 @@ void MpiCommunicator::DoAllgatherSlices(double* data, Index n) {
       BILEVEL_MPI_CHECK(MPI_Bcast(data + at, count, MPI_DOUBLE, q, handle_->comm));
     }
   }
+}
+
+void MpiCommunicator::DoAllgatherPieces(const double* data, Index n, std::vector<double>* all,
+                                        std::vector<Index>* counts) {
+  std::int64_t mine = n;
+  std::vector<std::int64_t> sizes(size_);
+  BILEVEL_MPI_CHECK(
+      MPI_Allgather(&mine, 1, MPI_INT64_T, sizes.data(), 1, MPI_INT64_T, handle_->comm));
+  counts->assign(sizes.begin(), sizes.end());
+  std::vector<int> ints(size_), displs(size_);
+  std::int64_t total = 0;
+  for (int q = 0; q < size_; ++q) {
+    if (total + sizes[q] > kChunk)  // MPI's counts and displacements are int
+      throw std::runtime_error("MpiCommunicator::AllgatherPieces: more than " +
+                               std::to_string(kChunk) + " doubles in all");
+    ints[q] = static_cast<int>(sizes[q]);
+    displs[q] = static_cast<int>(total);
+    total += sizes[q];
+  }
+  all->resize(total);
+  BILEVEL_MPI_CHECK(MPI_Allgatherv(data, static_cast<int>(n), MPI_DOUBLE, all->data(),
+                                   ints.data(), displs.data(), MPI_DOUBLE, handle_->comm));
 }
 
 double* MpiCommunicator::DoNextBuffer(Index n) {

@@ -41,6 +41,13 @@ void Communicator::AllgatherSlices(double* data, Index n) {
   DoAllgatherSlices(data, n);
 }
 
+void Communicator::AllgatherPieces(const double* data, Index n, std::vector<double>* all,
+                                   std::vector<Index>* counts) {
+  DoAllgatherPieces(data, n, all, counts);
+  ++stats_.allgather_calls;
+  stats_.allgather_bytes += static_cast<Index>(all->size() * sizeof(double));
+}
+
 void SerialCommunicator::Abort(int code) { std::exit(code); }
 
 }  // namespace bilevel

@@ -26,10 +26,7 @@ void Oracles::GradXF(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef ou
 }
 
 void Oracles::GradYF(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out) {
-  counts_.grad_f += b.global_size();
-  ++counts_.grad_f_calls;
-  problem_->GradYF(x, y, b.local(), out);
-  out *= Inv(b);
+  out *= GradYFSum(x, y, b, out);
 }
 
 void Oracles::GradYG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out) {
@@ -57,35 +54,48 @@ void Oracles::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Min
 }
 
 namespace {
-// Sets the problem's sample_diagonal_omitted() for one call.
-class OmitDiagonal {
+// Sets the problem's sample_diagonal_omitted() and touched_blocks_only() for one call.
+class CallMode {
  public:
-  OmitDiagonal(Problem* problem, bool omit) : problem_(problem) {
+  CallMode(Problem* problem, bool omit, bool touched) : problem_(problem) {
     problem_->set_sample_diagonal_omitted(omit);
+    problem_->set_touched_blocks_only(touched);
   }
-  ~OmitDiagonal() { problem_->set_sample_diagonal_omitted(false); }
-  OmitDiagonal(const OmitDiagonal&) = delete;
-  OmitDiagonal& operator=(const OmitDiagonal&) = delete;
+  ~CallMode() {
+    problem_->set_sample_diagonal_omitted(false);
+    problem_->set_touched_blocks_only(false);
+  }
+  CallMode(const CallMode&) = delete;
+  CallMode& operator=(const CallMode&) = delete;
 
  private:
   Problem* problem_;
 };
 }  // namespace
 
+double Oracles::GradYFSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,
+                          bool touched_only) {
+  counts_.grad_f += b.global_size();
+  ++counts_.grad_f_calls;
+  CallMode mode(problem_, false, touched_only);
+  problem_->GradYF(x, y, b.local(), out);
+  return Inv(b);
+}
+
 double Oracles::GradYGSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,
-                          bool omit_diagonal) {
+                          bool omit_diagonal, bool touched_only) {
   counts_.grad_g += b.global_size();
   ++counts_.grad_g_calls;
-  OmitDiagonal omit(problem_, omit_diagonal);
+  CallMode mode(problem_, omit_diagonal, touched_only);
   problem_->GradYG(x, y, b.local(), out);
   return Inv(b);
 }
 
 double Oracles::HessianVecSum(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
-                              VecRef out, bool omit_diagonal) {
+                              VecRef out, bool omit_diagonal, bool touched_only) {
   counts_.hvp += b.global_size();
   ++counts_.hvp_calls;
-  OmitDiagonal omit(problem_, omit_diagonal);
+  CallMode mode(problem_, omit_diagonal, touched_only);
   problem_->HessianVec(x, y, v, b.local(), out);
   return Inv(b);
 }

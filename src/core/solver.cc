@@ -103,7 +103,10 @@ std::vector<std::pair<std::string, std::string>> Header(const Problem& problem,
     header.insert(header.end(), {{"batch_size", Str(options.batch_size)},
                                  {"outer_batch_size", Str(options.EffectiveOuterBatch())},
                                  {"hessian_batch_size", Str(options.EffectiveHessianBatch())},
-                                 {"seed", Str(options.seed)}});
+                                 {"seed", Str(options.seed)},
+                                 {"minibatch_steps", algorithm.BlockSparse(options.batch_size)
+                                                         ? "block-sparse"
+                                                         : "dense"}});
   }
   return header;
 }
@@ -257,6 +260,7 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
         r.SetInt("allreduce_bytes", c.allreduce_bytes);
         r.SetInt("reduce_scatter_calls", c.reduce_scatter_calls);
         r.SetInt("allgather_calls", c.allgather_calls);
+        r.SetInt("allgather_bytes", c.allgather_bytes);
         r.SetInt("comm_calls", c.allreduce_calls + c.reduce_calls + c.broadcast_calls +
                                    c.reduce_scatter_calls + c.allgather_calls);
         r.SetInt("comm_bytes", c.allreduce_bytes + c.reduce_bytes + c.broadcast_bytes +

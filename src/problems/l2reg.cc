@@ -42,12 +42,13 @@ void L2RegProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecR
     out.setZero();
     return;
   }
-  const SoftmaxRows::Diagonal reg = Regularizer(x, y, batch);
+  const bool omitted = sample_diagonal_omitted();
+  const SoftmaxRows::Diagonal reg = omitted ? SoftmaxRows::Diagonal() : Regularizer(x, y, batch);
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
   train_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
     SoftmaxInPlace(z, train_, batch, first, nullptr);
     for (Index i = 0; i < z->rows(); ++i) (*z)(i, train_.label(batch[first + i])) -= 1.0;
-  }, &g, sample_diagonal_omitted() ? nullptr : &reg);
+  }, &g, omitted ? nullptr : &reg, nullptr, touched_blocks_only());
 }
 
 void L2RegProblem::GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
@@ -64,7 +65,8 @@ void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const
     out.setZero();
     return;
   }
-  const SoftmaxRows::Diagonal reg = Regularizer(x, v, batch);
+  const bool omitted = sample_diagonal_omitted();
+  const SoftmaxRows::Diagonal reg = omitted ? SoftmaxRows::Diagonal() : Regularizer(x, v, batch);
   const WeightMap vw = W(v);
   // AID's Hessian products at one y share P (a full-batch pass); minibatches compute their own.
   const RowMatrix* probs = train_.IsFull(batch) ? &train_.FullProbabilities(W(y)) : nullptr;
@@ -77,7 +79,7 @@ void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const
       const double pu = p.dot(ui);
       p = (p.array() * (ui.array() - pu)).matrix();
     }
-  }, &g, sample_diagonal_omitted() ? nullptr : &reg, probs);
+  }, &g, omitted ? nullptr : &reg, probs, touched_blocks_only());
 }
 
 void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
@@ -99,6 +101,15 @@ void L2RegProblem::AddSampleDiagonal(ConstVecRef x, Index lo, ConstVecRef m, Vec
     const double s = scale * e[k];
     for (; i < end; ++i) out[i] += s * m[i];
   }
+}
+
+void L2RegProblem::TouchedBlocks(Split split, const Batch& batch, std::vector<Index>* blocks) {
+  (split == Split::kInner ? train_ : val_).TouchedFeatures(batch, blocks);
+}
+
+bool L2RegProblem::SampleDiagonalOfBlocks(ConstVecRef x, VecRef s) const {
+  s = Scale() * ExpLambda(x);
+  return true;
 }
 
 void L2RegProblem::ProjectOuter(VecRef x, double inner_lr) const {

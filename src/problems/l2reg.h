@@ -41,6 +41,11 @@ class L2RegProblem : public SoftmaxProblem {
   // every sample: on more than one rank the engine applies it to each rank's slice of W.
   bool HasSampleDiagonal() const override { return true; }
   void AddSampleDiagonal(ConstVecRef x, Index lo, ConstVecRef m, VecRef out) const override;
+  // On sparse data, a batch touches the rows of W of the features its rows use (a block is a
+  // feature's C weights); on dense data every row, and the engine gains nothing from blocks.
+  Index BlockSize() const override { return train_.csr() ? train_.classes() : 0; }
+  void TouchedBlocks(Split split, const Batch& batch, std::vector<Index>* blocks) override;
+  bool SampleDiagonalOfBlocks(ConstVecRef x, VecRef s) const override;
 
   ProblemDefaults Defaults(const std::string& algorithm) const override;
   // lambda_k <= log(d C / alpha): an inner gradient step of size alpha is stable for the

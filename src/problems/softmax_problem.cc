@@ -37,7 +37,7 @@ void SoftmaxProblem::GradYF(ConstVecRef, ConstVecRef y, const Batch& batch, VecR
   val_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
     SoftmaxInPlace(z, val_, batch, first, nullptr);
     for (Index i = 0; i < z->rows(); ++i) (*z)(i, val_.label(batch[first + i])) -= 1.0;
-  }, &g);
+  }, &g, nullptr, nullptr, touched_blocks_only());
 }
 
 void SoftmaxProblem::TestSums(ConstVecRef y, double* loss, double* correct) {

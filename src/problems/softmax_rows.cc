@@ -235,10 +235,14 @@ const RowMatrix& SoftmaxRows::FullProbabilities(const WeightMap& w) const {
 
 void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
                               const ChunkFn& rows, MutableWeightMap* g,
-                              const Diagonal* diagonal, const RowMatrix* probs) const {
+                              const Diagonal* diagonal, const RowMatrix* probs,
+                              bool touched_only) const {
   if (probs && !IsFull(batch))
     throw std::logic_error("SoftmaxRows::ProductPass: known probabilities need the full batch");
-  if (FullSparse(batch)) {
+  if (touched_only && diagonal)
+    throw std::logic_error("SoftmaxRows::ProductPass: a diagonal term touches every row");
+  // (The full column pass writes every row of G; touched_only takes the batch's columns.)
+  if (FullSparse(batch) && !touched_only) {
     if (probs) {
       z_chunk_ = *probs;
     } else {
@@ -249,37 +253,141 @@ void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const Weig
     CscProducts(z_chunk_, diagonal, g);
     return;
   }
+  if (shard_.csr) return BatchColumnPass(batch, w, v, rows, g, diagonal, probs, touched_only);
   SetDiagonal(diagonal, g);
   const Index n = batch.size();
-  const Index c = classes();
   for (Index begin = 0; begin < n; begin += kChunk) {
     const Index end = std::min(n, begin + kChunk);
-    if (!shard_.csr) {
-      DenseChunk(batch, begin, end, &chunk_);
-      if (probs) {
-        z_chunk_ = probs->middleRows(begin, end - begin);
-      } else {
-        z_chunk_.noalias() = chunk_ * w;
-      }
-      if (v) u_chunk_.noalias() = chunk_ * *v;
-      rows(begin, &z_chunk_, v ? &u_chunk_ : nullptr);
-      g->noalias() += chunk_.transpose() * z_chunk_;
-      continue;
+    DenseChunk(batch, begin, end, &chunk_);
+    if (probs) {
+      z_chunk_ = probs->middleRows(begin, end - begin);
+    } else {
+      z_chunk_.noalias() = chunk_ * w;
     }
-    SparseLogits(batch, begin, end, w, &z_chunk_);
-    if (v) SparseLogits(batch, begin, end, *v, &u_chunk_);
+    if (v) u_chunk_.noalias() = chunk_ * *v;
     rows(begin, &z_chunk_, v ? &u_chunk_ : nullptr);
-    WithClasses(c, [&](auto kc) {
-      constexpr int kC = decltype(kc)::value;
-      for (Index i = begin; i < end; ++i) {
-        const Index row = batch[i];
-        const double* ri = z_chunk_.data() + (i - begin) * c;
-        for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k)
-          AxpyRow<kC>(c, static_cast<double>(shard_.data[k]), ri, g->data() + shard_.indices[k] * c);
-        if (bias_) AxpyRow<kC>(c, 1.0, ri, g->data() + (dim_ - 1) * c);
-      }
-    });
+    g->noalias() += chunk_.transpose() * z_chunk_;
   }
+}
+
+void SoftmaxRows::BatchColumns(const Batch& batch) const {
+  TouchedFeatures(batch, &touched_);
+  const Index features = static_cast<Index>(touched_.size()) - (bias_ && !batch.empty() ? 1 : 0);
+  place_.resize(dim_);
+  for (Index f = 0; f < features; ++f) place_[touched_[f]] = static_cast<std::int32_t>(f);
+  // A counting sort of the batch's entries by feature; each entry's column is looked up once.
+  batch_ptr_.assign(features + 1, 0);
+  slot_.clear();
+  for (Index i = 0; i < batch.size(); ++i) {
+    const Index row = batch[i];
+    for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k) {
+      const std::int32_t f = place_[shard_.indices[k]];
+      slot_.push_back(f);
+      ++batch_ptr_[f + 1];
+    }
+  }
+  for (Index f = 0; f < features; ++f) batch_ptr_[f + 1] += batch_ptr_[f];
+  batch_row_.resize(batch_ptr_[features]);
+  batch_value_.resize(batch_ptr_[features]);
+  next_.assign(batch_ptr_.begin(), batch_ptr_.end() - 1);
+  const std::int32_t* f = slot_.data();
+  for (Index i = 0; i < batch.size(); ++i) {
+    const Index row = batch[i];
+    for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k) {
+      const std::int64_t at = next_[*f++]++;
+      batch_row_[at] = static_cast<std::int32_t>(i);
+      batch_value_[at] = shard_.data[k];
+    }
+  }
+}
+
+void SoftmaxRows::BatchColumnPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
+                                  const ChunkFn& rows, MutableWeightMap* g,
+                                  const Diagonal* diagonal, const RowMatrix* probs,
+                                  bool touched_only) const {
+  BatchColumns(batch);
+  const Index n = batch.size(), c = classes();
+  const Index features = static_cast<Index>(batch_ptr_.size()) - 1;
+  if (!touched_only) SetDiagonal(diagonal, g);
+  WithClasses(c, [&](auto kc) {
+    constexpr int kC = decltype(kc)::value;
+    // Z = A_B W (and U = A_B V), feature by feature: each touched row of W is read once, in
+    // order, and the scattered accesses go to Z (n x C, in the core's cache).
+    auto logits = [&](const WeightMap& m, RowMatrix* z) {
+      z->resize(n, c);
+      z->setZero();
+      double* zp = z->data();
+      for (Index f = 0; f < features; ++f) {
+        if (f + kPrefetch < features) Prefetch(m.data() + touched_[f + kPrefetch] * c, c);
+        const double* mk = m.data() + touched_[f] * c;
+        for (std::int64_t e = batch_ptr_[f]; e < batch_ptr_[f + 1]; ++e)
+          AxpyRow<kC>(c, static_cast<double>(batch_value_[e]), mk, zp + batch_row_[e] * c);
+      }
+      if (bias_) {
+        for (Index i = 0; i < n; ++i) AxpyRow<kC>(c, 1.0, m.data() + (dim_ - 1) * c, zp + i * c);
+      }
+    };
+    if (probs) {
+      z_chunk_.resize(n, c);
+      for (Index i = 0; i < n; ++i) z_chunk_.row(i) = probs->row(batch[i]);
+    } else {
+      logits(w, &z_chunk_);
+    }
+    if (v) logits(*v, &u_chunk_);
+    rows(0, &z_chunk_, v ? &u_chunk_ : nullptr);
+    // G's touched rows: the sum over the feature's entries, added to (or, touched_only,
+    // written over) the row.
+    const double* rp = z_chunk_.data();
+    acc_.resize(c);
+    double* acc = acc_.data();
+    auto put = [&](Index k) {
+      double* gk = g->data() + k * c;
+      if (touched_only) {
+        std::copy(acc, acc + c, gk);
+      } else {
+        AxpyRow<kC>(c, 1.0, acc, gk);
+      }
+    };
+    for (Index f = 0; f < features; ++f) {
+      if (f + kPrefetch < features) Prefetch(g->data() + touched_[f + kPrefetch] * c, c);
+      std::fill(acc, acc + c, 0.0);
+      for (std::int64_t e = batch_ptr_[f]; e < batch_ptr_[f + 1]; ++e)
+        AxpyRow<kC>(c, static_cast<double>(batch_value_[e]), rp + batch_row_[e] * c, acc);
+      put(touched_[f]);
+    }
+    if (bias_ && n > 0) {
+      std::fill(acc, acc + c, 0.0);
+      for (Index i = 0; i < n; ++i) AxpyRow<kC>(c, 1.0, rp + i * c, acc);
+      put(dim_ - 1);
+    }
+  });
+}
+
+void SoftmaxRows::TouchedFeatures(const Batch& batch, std::vector<Index>* features) const {
+  features->clear();
+  if (!shard_.csr) {
+    features->resize(dim_);
+    for (Index k = 0; k < dim_; ++k) (*features)[k] = k;
+    return;
+  }
+  // A bit per feature (d / 8 bytes: in the L1 or L2 cache), read back in order: sorted
+  // without a sort.
+  seen_.resize((dim_ + 63) / 64, 0);
+  Index lo = dim_, hi = 0;
+  for (Index i = 0; i < batch.size(); ++i) {
+    const Index row = batch[i];
+    for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k) {
+      const Index j = shard_.indices[k];
+      seen_[j >> 6] |= std::uint64_t{1} << (j & 63);
+      lo = std::min(lo, j >> 6), hi = std::max(hi, (j >> 6) + 1);
+    }
+  }
+  for (Index w = lo; w < hi; ++w) {
+    for (std::uint64_t bits = seen_[w]; bits != 0; bits &= bits - 1)
+      features->push_back(w * 64 + __builtin_ctzll(bits));
+    seen_[w] = 0;
+  }
+  if (bias_ && !batch.empty()) features->push_back(dim_ - 1);
 }
 
 DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {

@@ -3,8 +3,9 @@
 // cross-entropy. W (dim x C) is stored row-major in a flat vector, so that a feature's C
 // weights are contiguous (a CSR row touches whole rows of W).
 //
-// Sparse data is kept twice: CSR for minibatches (a batch reads only its rows) and CSC for
-// full-batch passes over the rank's rows. Row by row, a full pass would gather and scatter
+// Sparse data is kept twice: CSR for minibatches (a batch reads only its rows, and is turned
+// into a small CSC of its own for the products) and CSC for full-batch passes over the rank's
+// rows. Row by row, a full pass would gather and scatter
 // rows of W and G at random all over d x C doubles (21 MB on 20 Newsgroups, beyond the
 // caches); column by column it streams W and G once, in order, and the random accesses go to
 // Z and R (rows x C doubles), which stay in the core's cache.
@@ -60,9 +61,15 @@ class SoftmaxRows {
   // are written in the same sweep over G.
   // `probs`: P = softmax(A W) of every local row, already known (FullProbabilities); `rows`
   // then receives P in z instead of the logits (a full-batch pass only).
+  // `touched_only` (no diagonal term): only the rows of G of TouchedFeatures(batch) are
+  // written, the others keep their contents (Problem::touched_blocks_only).
   void ProductPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
                    const ChunkFn& rows, MutableWeightMap* g, const Diagonal* diagonal = nullptr,
-                   const RowMatrix* probs = nullptr) const;
+                   const RowMatrix* probs = nullptr, bool touched_only = false) const;
+
+  // The features (rows of W, bias included) the batch's rows use, sorted: every one for dense
+  // rows, the distinct indices of the rows (and the bias) for sparse ones.
+  void TouchedFeatures(const Batch& batch, std::vector<Index>* features) const;
 
   // Whether `batch` is every local row, in order.
   bool IsFull(const Batch& batch) const {
@@ -86,6 +93,17 @@ class SoftmaxRows {
   // G = the diagonal term, or 0.
   void SetDiagonal(const Diagonal* diagonal, MutableWeightMap* g) const;
 
+  // The batch's CSC (sparse rows): touched_ (TouchedFeatures) and, for each of them but the
+  // bias, its entries' batch positions and values in batch_row_/batch_value_ from
+  // batch_ptr_[f] to batch_ptr_[f + 1].
+  void BatchColumns(const Batch& batch) const;
+  // ProductPass on sparse rows, column by column over the batch's CSC: W, V and G are read
+  // and written once per touched feature, in order, and the scattered accesses go to Z, U and
+  // R (batch x C, in the core's cache).
+  void BatchColumnPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
+                       const ChunkFn& rows, MutableWeightMap* g, const Diagonal* diagonal,
+                       const RowMatrix* probs, bool touched_only) const;
+
   // Dense rows [begin, end) of the batch as doubles, bias column included.
   void DenseChunk(const Batch& batch, Index begin, Index end, RowMatrix* out) const;
   // CSR rows [begin, end) of the batch times W.
@@ -103,6 +121,13 @@ class SoftmaxRows {
   mutable RowMatrix chunk_;       // scratch: dense rows in double
   mutable RowMatrix z_chunk_, u_chunk_;
   mutable std::vector<double> acc_;  // scratch: one row of G
+  mutable std::vector<std::uint64_t> seen_;  // scratch of TouchedFeatures: a bit per feature
+  mutable std::vector<Index> touched_;        // scratch of BatchColumns (below)
+  mutable std::vector<std::int32_t> place_;   // per feature: its place in touched_
+  mutable std::vector<std::int64_t> batch_ptr_, next_;
+  mutable std::vector<std::int32_t> slot_;  // per batch entry, in row order: its column
+  mutable std::vector<std::int32_t> batch_row_;
+  mutable std::vector<float> batch_value_;
   mutable Vec probs_of_;             // the rows of W of probs_ (empty: none yet)
   mutable RowMatrix probs_;
 };

@@ -394,13 +394,16 @@ struct RunSpec {
   int hessian_steps;      // Q (stocBiO) or N (AID-CG); ITD has none
   double pytorch_s;       // PyTorch's seconds per outer iteration (1 thread); 0: none
   bool scaling;           // also timed on 2..P ranks
+  bool dense_steps = false;  // SolverOptions::block_sparse off (--dense-steps): the A/B row
 };
 
 const RunSpec kRuns[] = {
     {"hyperclean", "stocbio", 50, 200, 3, 0.086, false},
     {"l2reg", "stocbio", 100, 10, 10, 0.299, false},
+    {"l2reg", "stocbio", 100, 10, 10, 0.299, false, /*dense_steps=*/true},
     {"hyperclean", "stocbio", 1000, 50, 5, 0.377, true},
     {"l2reg", "stocbio", 1000, 10, 10, 0.611, true},
+    {"l2reg", "stocbio", 1000, 10, 10, 0.611, true, /*dense_steps=*/true},
     {"hyperclean", "aid-cg", 0, 10, 10, 3.63, true},
     {"l2reg", "aid-cg", 0, 10, 10, 1.01, true},
     {"hyperclean", "itd", 0, 10, 0, 0, false},
@@ -416,30 +419,42 @@ std::string RunName(const RunSpec& run, const ProblemSpec& spec) {
   name += " T=" + std::to_string(run.inner_steps);
   if (run.algorithm != "itd")
     name += (stocbio ? " Q=" : " N=") + std::to_string(run.hessian_steps);
+  if (run.dense_steps) name += " dense";
   return name;
 }
 
 // Allreduces (each of q doubles) per outer iteration that the algorithm's header
-// (include/bilevel/algorithms/) states: stocBiO T + 1 + Q, AID-CG T + 1 + N, ITD 2T.
-int MinAllreduces(const RunSpec& run) {
+// (include/bilevel/algorithms/) states: stocBiO T + 1 + Q, AID-CG T + 1 + N, ITD 2T. stocBiO
+// with block-sparse minibatch steps sums its T + 1 + Q vectors with allgathers of the touched
+// blocks instead (none on one rank) and does no allreduce.
+int MinAllreduces(const RunSpec& run, bool block_sparse) {
+  if (block_sparse) return 0;
   if (run.algorithm == "itd") return 2 * run.inner_steps;
   return run.inner_steps + 1 + run.hessian_steps;
+}
+int MinAllgathers(const RunSpec& run, bool block_sparse, int ranks) {
+  return block_sparse && ranks > 1 ? run.inner_steps + 1 + run.hessian_steps : 0;
 }
 
 // Rank 0's view of a run: the eta it settled on and the record of every iteration.
 class IterationLog : public SolveObserver {
  public:
   void OnStart(const std::vector<std::pair<std::string, std::string>>& header) override {
-    for (const auto& [key, value] : header)
+    for (const auto& [key, value] : header) {
       if (key == "eta") eta_ = value;
+      if (key == "minibatch_steps") minibatch_steps_ = value;
+    }
   }
   void OnEvaluation(const MetricsRecord& record) override { records_.push_back(record); }
 
   const std::string& eta() const { return eta_; }
+  // "block-sparse" or "dense" (stocBiO), "full batch" (the header has none).
+  const std::string& minibatch_steps() const { return minibatch_steps_; }
   const std::vector<MetricsRecord>& records() const { return records_; }
 
  private:
   std::string eta_;
+  std::string minibatch_steps_ = "full batch";
   std::vector<MetricsRecord> records_;
 };
 
@@ -463,6 +478,7 @@ MetricsRecord TimeIterations(const RunSpec& run, const ProblemSpec& spec, Proble
   o.batch_size = run.batch_size > 0 ? run.batch_size : defaults.batch_size;
   o.eta_auto = true;
   o.eval_every = 1;
+  o.block_sparse = !run.dense_steps;
   IterationLog log;
   Vec x, y;
   const SolveSummary summary = Solve(problem, comm, o, &x, &y, &log);
@@ -500,32 +516,42 @@ MetricsRecord TimeIterations(const RunSpec& run, const ProblemSpec& spec, Proble
     r.Set("pytorch_s", run.pytorch_s);
     r.Set("pytorch_over_ours", run.pytorch_s / seconds);
   }
+  const bool block_sparse = log.minibatch_steps() == "block-sparse";
+  const double allgather_calls = per_iteration("allgather_calls");
+  const double allgather_bytes = per_iteration("allgather_bytes");
+  r.SetString("minibatch_steps", log.minibatch_steps());
   r.Set("allreduce_calls", allreduce_calls);
   r.Set("allreduce_bytes", allreduce_bytes);
-  r.SetInt("min_allreduce_calls", MinAllreduces(run));
-  r.SetInt("min_allreduce_bytes", MinAllreduces(run) * q_bytes);
-  r.Set("reduce_broadcast_calls", per_iteration("comm_calls") - allreduce_calls);
-  r.Set("reduce_broadcast_bytes", per_iteration("comm_bytes") - allreduce_bytes);
+  r.SetInt("min_allreduce_calls", MinAllreduces(run, block_sparse));
+  r.SetInt("min_allreduce_bytes", MinAllreduces(run, block_sparse) * q_bytes);
+  r.Set("allgather_calls", allgather_calls);
+  r.Set("allgather_bytes", allgather_bytes);
+  r.SetInt("min_allgather_calls", MinAllgathers(run, block_sparse, comm.size()));
+  r.Set("other_comm_calls", per_iteration("comm_calls") - allreduce_calls - allgather_calls);
+  r.Set("other_comm_bytes", per_iteration("comm_bytes") - allreduce_bytes - allgather_bytes);
   return r;
 }
 
 void PrintIterations(const std::vector<MetricsRecord>& rows, const BenchOptions& options) {
   std::printf(
       "\nOuter iterations on 1 rank: median s/iter over %d after %d warm-up; allreduces per "
-      "iteration (min: the algorithm header's count)\n",
+      "iteration (min: the algorithm header's count); b = block-sparse minibatch steps (sums "
+      "are allgathers of the touched blocks: none on 1 rank, no allreduce)\n",
       options.iters, options.warmup);
-  std::printf("%-44s %9s %8s %8s %15s %18s  %s\n", "run", "s/iter", "PyTorch", "PyT/ours",
-              "allreduce (min)", "allreduce MB (min)", "eta");
+  std::printf("%-52s %9s %8s %8s %15s %18s %9s  %s\n", "run", "s/iter", "PyTorch", "PyT/ours",
+              "allreduce (min)", "allreduce MB (min)", "allgather", "eta");
   for (const MetricsRecord& r : rows) {
     char pytorch[32] = "-", ratio[32] = "-";
     if (r.Has("pytorch_s")) {
       std::snprintf(pytorch, sizeof(pytorch), "%.3f", r.Number("pytorch_s"));
       std::snprintf(ratio, sizeof(ratio), "%.2f", r.Number("pytorch_over_ours"));
     }
-    std::printf("%-44s %9.4f %8s %8s %7.1f (%5.0f) %9.2f (%6.2f)  %s%s\n",
-                r.String("name").c_str(), r.Number("median_s"), pytorch, ratio,
-                r.Number("allreduce_calls"), r.Number("min_allreduce_calls"),
-                r.Number("allreduce_bytes") / 1e6, r.Number("min_allreduce_bytes") / 1e6,
+    const std::string name =
+        r.String("name") + (r.String("minibatch_steps") == "block-sparse" ? " b" : "");
+    std::printf("%-52s %9.4f %8s %8s %7.1f (%5.0f) %9.2f (%6.2f) %9.1f  %s%s\n", name.c_str(),
+                r.Number("median_s"), pytorch, ratio, r.Number("allreduce_calls"),
+                r.Number("min_allreduce_calls"), r.Number("allreduce_bytes") / 1e6,
+                r.Number("min_allreduce_bytes") / 1e6, r.Number("allgather_calls"),
                 r.String("eta").c_str(),
                 r.String("termination") == "max_iters"
                     ? ""
@@ -539,8 +565,12 @@ MetricsRecord ScalingRow(const MetricsRecord& run, const MetricsRecord& one_rank
   const double ranks = run.Number("ranks");
   const double speedup = one_rank.Number("median_s") / run.Number("median_s");
   MetricsRecord r;
-  for (const char* key : {"name", "problem", "algorithm"}) r.SetString(key, run.String(key));
+  for (const char* key : {"name", "problem", "algorithm", "minibatch_steps"})
+    r.SetString(key, run.String(key));
   r.SetInt("ranks", static_cast<std::int64_t>(ranks));
+  for (const char* key : {"allreduce_calls", "min_allreduce_calls", "allgather_calls",
+                          "min_allgather_calls", "allgather_bytes"})
+    r.Set(key, run.Number(key));
   r.Set("median_s", run.Number("median_s"));
   r.Set("speedup", speedup);
   r.Set("efficiency", speedup / ranks);
@@ -548,12 +578,19 @@ MetricsRecord ScalingRow(const MetricsRecord& run, const MetricsRecord& one_rank
 }
 
 void PrintScaling(const std::vector<MetricsRecord>& rows) {
-  std::printf("\nScaling: median s/iter on 1..P ranks, speedup over 1 rank, parallel efficiency\n");
-  std::printf("%-44s %5s %9s %8s %10s\n", "run", "ranks", "s/iter", "speedup", "efficiency");
-  for (const MetricsRecord& r : rows)
-    std::printf("%-44s %5d %9.4f %8.2f %9.0f%%\n", r.String("name").c_str(),
-                static_cast<int>(r.Number("ranks")), r.Number("median_s"),
-                r.Number("speedup"), 100 * r.Number("efficiency"));
+  std::printf(
+      "\nScaling: median s/iter on 1..P ranks, speedup over 1 rank, parallel efficiency; "
+      "allreduces and allgathers (of touched blocks, b rows) per iteration\n");
+  std::printf("%-52s %5s %9s %8s %10s %9s %9s %12s\n", "run", "ranks", "s/iter", "speedup",
+              "efficiency", "allreduce", "allgather", "allgather MB");
+  for (const MetricsRecord& r : rows) {
+    const std::string name =
+        r.String("name") + (r.String("minibatch_steps") == "block-sparse" ? " b" : "");
+    std::printf("%-52s %5d %9.4f %8.2f %9.0f%% %9.1f %9.1f %12.2f\n", name.c_str(),
+                static_cast<int>(r.Number("ranks")), r.Number("median_s"), r.Number("speedup"),
+                100 * r.Number("efficiency"), r.Number("allreduce_calls"),
+                r.Number("allgather_calls"), r.Number("allgather_bytes") / 1e6);
+  }
 }
 
 // ---- Output ----------------------------------------------------------------------------------

@@ -14,6 +14,8 @@
 // Hessian products), then the share grad_x F - J v (p doubles) is reduced to the coordinator.
 // With sliced vectors (Algorithm::Sliced) each allreduce of q doubles is a reduce-scatter and
 // an allgather of q doubles instead, and each rank updates only its slice of y, r and v.
+// With blocks (Algorithm::BlockSparse: sparse data) each of the T + 1 + Q is instead an
+// allgather of the blocks the batches touch, and y, r and v are updated on those blocks only.
 #ifndef BILEVEL_ALGORITHMS_STOCBIO_H_
 #define BILEVEL_ALGORITHMS_STOCBIO_H_
 
@@ -36,6 +38,11 @@ class StocBio : public Algorithm {
   const Vec& v() const { return v_; }
 
  private:
+  // v_Q from r = v_0 = grad_y F(x, y; D_F) (outer_batch_), with whole vectors or slices.
+  void WholeSeries(ConstVecRef x);
+  // The same on the blocks the batches touch (Algorithm::BlockSparse).
+  void BlockSparseSeries(ConstVecRef x);
+
   Vec v_;
 };
 
