@@ -8,7 +8,8 @@
 // grad_y G_0 or H_0 v, zero outside the touched blocks). On a block no batch touches the step
 // is u <- f o u (and, for the Neumann series, acc <- acc + u). LazyBlocks defers those
 // multiplications until a block is read or written; every rank brings a block up over the
-// same spans of steps, so every rank holds the same bits. BlockSums sums the touched blocks over ranks, communicating only them.
+// same spans of steps, so every rank holds the same bits. BlockSums sums the touched blocks
+// over ranks, communicating only them.
 #ifndef BILEVEL_BLOCK_SPARSE_H_
 #define BILEVEL_BLOCK_SPARSE_H_
 
@@ -63,9 +64,10 @@ class BlockSums {
 class LazyBlocks {
  public:
   // Starts a sequence of steps at step 0, with the sample diagonal s at x (recomputed only
-  // when x changes; Problem::SampleDiagonalOfBlocks, or else AddSampleDiagonal). `zero`: u and acc are zero on every block (their storage is not read)
-  // until a block is brought up (CatchUp, which zero-fills it) or set (Set); otherwise every
-  // block of u is up to date at step 0.
+  // when x changes; Problem::SampleDiagonalOfBlocks, or else AddSampleDiagonal). `zero`: u
+  // and acc are zero on every block (their storage is not read) until a block is brought up
+  // (CatchUp, which zero-fills it) or set (Set); otherwise every block of u is up to date at
+  // step 0.
   void Start(Problem& problem, ConstVecRef x, double a, Index block_size, bool zero);
   // Brings block b of u (and acc, if not null) to step t: the steps since its last update.
   void CatchUp(Index b, int t, double* u, double* acc = nullptr) {

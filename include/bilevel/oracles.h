@@ -37,9 +37,9 @@ class Oracles {
   void GradXG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
   void HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b, VecRef out);
   void JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b, VecRef out);
-  // The same as GradYF, GradYG and HessianVec but leaving `out` the local SUM: they return the factor
-  // 1/(global batch size) that makes it the share, for callers that apply it later to their
-  // own slice only (Algorithm's sliced updates), saving a pass over q doubles.
+  // The same as GradYF, GradYG and HessianVec but leaving `out` the local SUM: they return
+  // the factor 1/(global batch size) that makes it the share, for callers that apply it later
+  // to their own slice only (Algorithm's sliced updates), saving a pass over q doubles.
   // With `omit_diagonal` (the problem declares one: Problem::HasSampleDiagonal) the sum leaves
   // the sample-independent diagonal term out; the caller adds it (AddSampleDiagonal). With
   // `touched_only` (the problem declares blocks: Problem::BlockSize) only the blocks the batch

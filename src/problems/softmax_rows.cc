@@ -271,7 +271,15 @@ void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const Weig
 }
 
 void SoftmaxRows::BatchColumns(const Batch& batch) const {
-  TouchedFeatures(batch, &touched_);
+  // The same batch as last time (TouchedFeatures, then the oracle on that batch): kept.
+  const Index n = batch.size();
+  bool same = columns_valid_ && static_cast<Index>(columns_of_.size()) == n;
+  for (Index i = 0; same && i < n; ++i) same = columns_of_[i] == batch[i];
+  if (same) return;
+  columns_valid_ = false;
+  columns_of_.resize(n);
+  for (Index i = 0; i < n; ++i) columns_of_[i] = batch[i];
+  ScanFeatures(batch, &touched_);
   const Index features = static_cast<Index>(touched_.size()) - (bias_ && !batch.empty() ? 1 : 0);
   place_.resize(dim_);
   for (Index f = 0; f < features; ++f) place_[touched_[f]] = static_cast<std::int32_t>(f);
@@ -299,6 +307,7 @@ void SoftmaxRows::BatchColumns(const Batch& batch) const {
       batch_value_[at] = shard_.data[k];
     }
   }
+  columns_valid_ = true;
 }
 
 void SoftmaxRows::BatchColumnPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
@@ -364,12 +373,18 @@ void SoftmaxRows::BatchColumnPass(const Batch& batch, const WeightMap& w, const 
 }
 
 void SoftmaxRows::TouchedFeatures(const Batch& batch, std::vector<Index>* features) const {
-  features->clear();
   if (!shard_.csr) {
     features->resize(dim_);
     for (Index k = 0; k < dim_; ++k) (*features)[k] = k;
     return;
   }
+  // Through the batch's CSC, which the oracle on the same batch then finds made.
+  BatchColumns(batch);
+  features->assign(touched_.begin(), touched_.end());
+}
+
+void SoftmaxRows::ScanFeatures(const Batch& batch, std::vector<Index>* features) const {
+  features->clear();
   // A bit per feature (d / 8 bytes: in the L1 or L2 cache), read back in order: sorted
   // without a sort.
   seen_.resize((dim_ + 63) / 64, 0);

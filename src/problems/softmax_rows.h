@@ -95,8 +95,11 @@ class SoftmaxRows {
 
   // The batch's CSC (sparse rows): touched_ (TouchedFeatures) and, for each of them but the
   // bias, its entries' batch positions and values in batch_row_/batch_value_ from
-  // batch_ptr_[f] to batch_ptr_[f + 1].
+  // batch_ptr_[f] to batch_ptr_[f + 1]. Kept for the next call when the batch is the same
+  // (columns_of_): stocBiO asks for a batch's touched blocks, then for its oracle.
   void BatchColumns(const Batch& batch) const;
+  // The distinct features of the batch's sparse rows (and the bias), sorted, by a bit scan.
+  void ScanFeatures(const Batch& batch, std::vector<Index>* features) const;
   // ProductPass on sparse rows, column by column over the batch's CSC: W, V and G are read
   // and written once per touched feature, in order, and the scattered accesses go to Z, U and
   // R (batch x C, in the core's cache).
@@ -121,7 +124,9 @@ class SoftmaxRows {
   mutable RowMatrix chunk_;       // scratch: dense rows in double
   mutable RowMatrix z_chunk_, u_chunk_;
   mutable std::vector<double> acc_;  // scratch: one row of G
-  mutable std::vector<std::uint64_t> seen_;  // scratch of TouchedFeatures: a bit per feature
+  mutable std::vector<std::uint64_t> seen_;  // scratch of ScanFeatures: a bit per feature
+  mutable std::vector<Index> columns_of_;     // the batch of the CSC below
+  mutable bool columns_valid_ = false;
   mutable std::vector<Index> touched_;        // scratch of BatchColumns (below)
   mutable std::vector<std::int32_t> place_;   // per feature: its place in touched_
   mutable std::vector<std::int64_t> batch_ptr_, next_;
