@@ -48,10 +48,14 @@ class SlicedHessian {
  public:
   // `whole` and `product`: scratch, sized to q doubles where the communicator has no buffers
   // of its own (NextBuffer).
+  // `diagonal`: the problem's sample diagonal per block at x, when it has one (then applied
+  // in the pass that scales the product).
   SlicedHessian(Oracles* oracles, Communicator* comm, ConstVecRef x, ConstVecRef y,
-                const MiniBatch* batch, Vec* whole, Vec* product)
+                const MiniBatch* batch, Vec* whole, Vec* product,
+                BlockDiagonal* diagonal = nullptr)
       : oracles_(oracles), comm_(comm), x_(x), y_(y), batch_(batch), whole_(whole),
-        product_(product), slice_(comm->MySlice(y.size())) {}
+        product_(product), slice_(comm->MySlice(y.size())),
+        blocks_(diagonal && diagonal->Set(oracles->problem(), x) ? diagonal : nullptr) {}
   void Apply(ConstVecRef v, VecRef out) {
     const Index q = y_.size();
     // The whole v and the product in the communicator's buffers where it has them.
@@ -68,6 +72,11 @@ class SlicedHessian {
     const bool diagonal = problem.HasSampleDiagonal();
     const double scale = oracles_->HessianVecSum(x_, y_, whole, *batch_, product, diagonal);
     comm_->ReduceScatterSum(product.data(), q);
+    if (blocks_) {
+      blocks_->ScaledPlus(slice_.lo, slice_.size(), scale, product.data() + slice_.lo, v.data(),
+                          out.data());
+      return;
+    }
     out = scale * product.segment(slice_.lo, slice_.size());
     if (diagonal) problem.AddSampleDiagonal(x_, slice_.lo, v, out);
   }
@@ -83,6 +92,7 @@ class SlicedHessian {
   const MiniBatch* batch_;
   Vec *whole_, *product_;
   Slice slice_;
+  const BlockDiagonal* blocks_;
 };
 
 // An estimator of the hypergradient grad Phi(x) that keeps its own inner iterate y and warm
@@ -183,6 +193,7 @@ class Algorithm {
   Vec r_, hv_, jv_;        // scratch of RandomNeumannShare
   std::unique_ptr<BlockSums> block_sums_;  // created at the first block-sparse step
   LazyBlocks lazy_;
+  BlockDiagonal block_diagonal_;  // the sliced steps' diagonal, per block where it can be
   int iteration_ = 1;
 };
 

@@ -13,6 +13,7 @@
 #ifndef BILEVEL_BLOCK_SPARSE_H_
 #define BILEVEL_BLOCK_SPARSE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -112,6 +113,37 @@ class LazyBlocks {
   bool per_block_ = false;
   Vec ones_, scratch_;     // AddSampleDiagonal's argument (ones) and result, a tile of s
   std::vector<int> stamp_;  // per block: the step it is at, or kZero
+};
+
+// The sample diagonal s at x, one value per block (Problem::SampleDiagonalOfBlocks), for the
+// sliced steps that apply it in the same pass over their slice as the rest of the step,
+// instead of a pass of their own (AddSampleDiagonal) and a pass to scale the sum.
+class BlockDiagonal {
+ public:
+  // Whether the problem gives s per block at x; s is recomputed only when x changes.
+  bool Set(Problem& problem, ConstVecRef x);
+  // out[i] = a in[i] + s_(lo+i) m[i], i < n (entries lo .. lo + n - 1 of y).
+  void ScaledPlus(Index lo, Index n, double a, const double* in, const double* m,
+                  double* out) const;
+  // u[i] <- u[i] - alpha (a g[i] + s_(lo+i) u[i]), i < n: a gradient step with the diagonal.
+  void Step(Index lo, Index n, double alpha, double a, const double* g, double* u) const;
+
+ private:
+  // f(i0, i1, s) for the runs [i0, i1) of 0..n-1 within one block, whose value of s is s.
+  template <class F>
+  void ForRuns(Index lo, Index n, const F& f) const {
+    for (Index i = 0; i < n;) {
+      const Index b = (lo + i) / block_;
+      const Index end = std::min(n, (b + 1) * block_ - lo);
+      f(i, end, s_[b]);
+      i = end;
+    }
+  }
+
+  Index block_ = 0;
+  Vec x_of_;  // the x of s_
+  Vec s_;
+  bool valid_ = false;
 };
 
 }  // namespace bilevel

@@ -47,7 +47,8 @@ void AidBio::SolveSliced(ConstVecRef x, double tolerance) {
     cg_stop = tolerance * std::sqrt(gyf2);  // relative to |grad_y f|
     gyf.segment(s.lo, s.size()) -= hv0.segment(s.lo, s.size());
   }
-  SlicedHessian hessian(&oracles(), &comm(), x, y_, &full_inner_, &whole_, &product_);
+  SlicedHessian hessian(&oracles(), &comm(), x, y_, &full_inner_, &whole_, &product_,
+                        &block_diagonal_);
   cg_.Resize(s.size());
   cg_iterations_ = ConjugateGradient(hessian, gyf.segment(s.lo, s.size()),
                                      v_.segment(s.lo, s.size()), options().hessian_steps, &cg_,

@@ -73,7 +73,9 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
       const Slice s = comm().MySlice(q_);
       auto gs = g.segment(s.lo, s.size());
       auto ys = y_.segment(s.lo, s.size());
-      if (diagonal) {
+      if (diagonal && block_diagonal_.Set(problem, x)) {
+        block_diagonal_.Step(s.lo, s.size(), alpha, scale, gs.data(), ys.data());  // one pass
+      } else if (diagonal) {
         gs *= scale;
         problem.AddSampleDiagonal(x, s.lo, ys, gs);
         ys.noalias() -= alpha * gs;

@@ -175,4 +175,29 @@ void LazyBlocks::CatchUpAll(int t, double* u, double* acc) {
   }
 }
 
+bool BlockDiagonal::Set(Problem& problem, ConstVecRef x) {
+  const Index block = problem.BlockSize();
+  if (block <= 0 || !problem.HasSampleDiagonal()) return false;
+  if (valid_ && block_ == block && x_of_.size() == x.size() && x_of_ == x) return true;
+  block_ = block;
+  s_.resize(problem.DimInner() / block);
+  valid_ = problem.SampleDiagonalOfBlocks(x, s_);
+  if (valid_) x_of_ = x;
+  return valid_;
+}
+
+void BlockDiagonal::ScaledPlus(Index lo, Index n, double a, const double* in, const double* m,
+                               double* out) const {
+  ForRuns(lo, n, [&](Index i0, Index i1, double s) {
+    for (Index i = i0; i < i1; ++i) out[i] = a * in[i] + s * m[i];
+  });
+}
+
+void BlockDiagonal::Step(Index lo, Index n, double alpha, double a, const double* g,
+                         double* u) const {
+  ForRuns(lo, n, [&](Index i0, Index i1, double s) {
+    for (Index i = i0; i < i1; ++i) u[i] -= alpha * (a * g[i] + s * u[i]);
+  });
+}
+
 }  // namespace bilevel

@@ -47,7 +47,8 @@ void StocBio::WholeSeries(ConstVecRef x) {
   if (Sliced()) {
     comm().ReduceScatterSum(r_);
     const Slice s = comm().MySlice(q());
-    SlicedHessian hessian(&oracles(), &comm(), x, y_, &batch_, &whole_, &product_);
+    SlicedHessian hessian(&oracles(), &comm(), x, y_, &batch_, &whole_, &product_,
+                          &block_diagonal_);
     series(hessian, r_.segment(s.lo, s.size()), v_.segment(s.lo, s.size()),
            hv_.segment(s.lo, s.size()));
     comm().AllgatherSlices(v_);
