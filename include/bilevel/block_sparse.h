@@ -95,6 +95,11 @@ class LazyBlocks {
   }
   // Brings every block to step t (zero-filling those still zero).
   void CatchUpAll(int t, double* u, double* acc = nullptr);
+  // CatchUp of each of `blocks` (the ones an oracle is about to read), prefetching ahead.
+  void CatchUpBlocks(const std::vector<Index>& blocks, int t, double* u, double* acc = nullptr);
+  // Step t on the union of the touched blocks: CatchUp and Update of each block of
+  // sums.blocks() with its sums over ranks, u <- f o u - c h, prefetching ahead.
+  void UpdateBlocks(const BlockSums& sums, int t, double c, double* u, double* acc = nullptr);
 
  private:
   static constexpr int kZero = -1;

@@ -36,20 +36,11 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
     lazy_.Start(problem, x, alpha, sums.block_size(), /*zero=*/false);
     for (int t = 0; t < steps; ++t) {
       sampler().Draw(Split::kInner, batch_size, &batch_);
-      const std::vector<Index>& mine = sums.Touch(Split::kInner, batch_);
-      for (std::size_t k = 0; k < mine.size(); ++k) {
-        if (k + kAhead < mine.size()) lazy_.Prefetch(mine[k + kAhead], y_.data());
-        lazy_.CatchUp(mine[k], t, y_.data());
-      }
+      lazy_.CatchUpBlocks(sums.Touch(Split::kInner, batch_), t, y_.data());
       const double scale = oracles().GradYGSum(x, y_, batch_, grad_y_, /*omit_diagonal=*/true,
                                                /*touched_only=*/true);
       sums.Exchange(grad_y_.data());
-      const std::vector<Index>& blocks = sums.blocks();
-      for (std::size_t k = 0; k < blocks.size(); ++k) {
-        if (k + kAhead < blocks.size()) lazy_.Prefetch(blocks[k + kAhead], y_.data());
-        lazy_.CatchUp(blocks[k], t, y_.data());
-        lazy_.Update(blocks[k], t, alpha * scale, sums.sum(k), y_.data());
-      }
+      lazy_.UpdateBlocks(sums, t, alpha * scale, y_.data());
     }
     lazy_.CatchUpAll(steps, y_.data());
     return;

@@ -175,6 +175,23 @@ void LazyBlocks::CatchUpAll(int t, double* u, double* acc) {
   }
 }
 
+void LazyBlocks::CatchUpBlocks(const std::vector<Index>& blocks, int t, double* u,
+                               double* acc) {
+  for (std::size_t k = 0; k < blocks.size(); ++k) {
+    if (k + kAhead < blocks.size()) Prefetch(blocks[k + kAhead], u, acc);
+    CatchUp(blocks[k], t, u, acc);
+  }
+}
+
+void LazyBlocks::UpdateBlocks(const BlockSums& sums, int t, double c, double* u, double* acc) {
+  const std::vector<Index>& blocks = sums.blocks();
+  for (std::size_t k = 0; k < blocks.size(); ++k) {
+    if (k + kAhead < blocks.size()) Prefetch(blocks[k + kAhead], u, acc);
+    CatchUp(blocks[k], t, u, acc);
+    Update(blocks[k], t, c, sums.sum(k), u, acc);
+  }
+}
+
 bool BlockDiagonal::Set(Problem& problem, ConstVecRef x) {
   const Index block = problem.BlockSize();
   if (block <= 0 || !problem.HasSampleDiagonal()) return false;

@@ -80,19 +80,11 @@ void StocBio::BlockSparseSeries(ConstVecRef x) {
   // does not touch take r <- f o r, v <- v + r later (lazy_).
   for (int j = 0; j < o.hessian_steps; ++j) {
     sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
-    const std::vector<Index>& mine = sums.Touch(Split::kInner, batch_);
-    for (std::size_t k = 0; k < mine.size(); ++k) {
-      if (k + kAhead < mine.size()) lazy_.Prefetch(mine[k + kAhead], r_.data(), v_.data());
-      lazy_.CatchUp(mine[k], j, r_.data(), v_.data());
-    }
+    lazy_.CatchUpBlocks(sums.Touch(Split::kInner, batch_), j, r_.data(), v_.data());
     const double scale = oracles().HessianVecSum(x, y_, r_, batch_, hv_, /*omit_diagonal=*/true,
                                                  /*touched_only=*/true);
     sums.Exchange(hv_.data());
-    for (std::size_t k = 0; k < blocks.size(); ++k) {
-      if (k + kAhead < blocks.size()) lazy_.Prefetch(blocks[k + kAhead], r_.data(), v_.data());
-      lazy_.CatchUp(blocks[k], j, r_.data(), v_.data());
-      lazy_.Update(blocks[k], j, eta * scale, sums.sum(k), r_.data(), v_.data());
-    }
+    lazy_.UpdateBlocks(sums, j, eta * scale, r_.data(), v_.data());
   }
   lazy_.CatchUpAll(o.hessian_steps, r_.data(), v_.data());
   v_ *= eta;
