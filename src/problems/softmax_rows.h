@@ -107,8 +107,13 @@ class SoftmaxRows {
                        const ChunkFn& rows, MutableWeightMap* g, const Diagonal* diagonal,
                        const RowMatrix* probs, bool touched_only) const;
 
-  // Dense rows [begin, end) of the batch as doubles, bias column included.
-  void DenseChunk(const Batch& batch, Index begin, Index end, RowMatrix* out) const;
+  // Dense rows (problems/dense_products.h): row_ptr_ = the batch's rows; wt = W^T without
+  // the bias row, padded; Z (end - begin x C) = the logits of batch rows [begin, end), bias
+  // included, from wt (and W's bias row).
+  void DenseRows(const Batch& batch) const;
+  void Transposed(const WeightMap& w, std::vector<double>* wt) const;
+  void DenseLogits(Index begin, Index end, const std::vector<double>& wt, const WeightMap& w,
+                   RowMatrix* z) const;
   // CSR rows [begin, end) of the batch times W.
   void SparseLogits(const Batch& batch, Index begin, Index end, const WeightMap& w,
                     RowMatrix* z) const;
@@ -121,7 +126,8 @@ class SoftmaxRows {
   std::vector<std::int64_t> csc_ptr_;  // csc_feature_.size() + 1
   std::vector<std::int32_t> csc_row_;
   std::vector<float> csc_value_;
-  mutable RowMatrix chunk_;       // scratch: dense rows in double
+  mutable std::vector<const float*> row_ptr_;  // scratch of the dense kernels
+  mutable std::vector<double> wt_, vt_, gt_;
   mutable RowMatrix z_chunk_, u_chunk_;
   mutable std::vector<double> acc_;  // scratch: one row of G
   mutable std::vector<std::uint64_t> seen_;  // scratch of ScanFeatures: a bit per feature
