@@ -60,8 +60,11 @@ void WithBlock(Index cb, Kernel&& kernel) {
 // features [0, d8) (d8 a multiple of 8); `tail` adds the last partial group of eight from
 // zero-padded copies (wt's pad columns are zero; a row may end at the end of its allocation).
 // The accumulators are plain locals, never address-taken, so that they stay in registers.
+// `next`: the rows of the next block, prefetched as these are read (rows of a minibatch are
+// scattered over the shard, where the hardware prefetcher cannot follow them).
 template <int kR, int CB>
-void LogitsRows(const float* const* x, Index d, const double* wt, Index ld, double* const* z) {
+void LogitsRows(const float* const* x, const float* const* next, Index d, const double* wt,
+                Index ld, double* const* z) {
   V8d a[kR][CB];
   for (int r = 0; r < kR; ++r)
     for (int c = 0; c < CB; ++c) a[r][c] = V8d{};
@@ -69,6 +72,8 @@ void LogitsRows(const float* const* x, Index d, const double* wt, Index ld, doub
   for (Index k = 0; k < d8; k += 8) {
     V8d p[kR];
     for (int r = 0; r < kR; ++r) p[r] = LoadFloats(x[r] + k);
+    if (k % 16 == 0)
+      for (int r = 0; r < kR; ++r) __builtin_prefetch(next[r] + k);
     for (int c = 0; c < CB; ++c) {
       const V8d w = LoadDoubles(wt + c * ld + k);
       for (int r = 0; r < kR; ++r) a[r][c] += p[r] * w;
@@ -149,13 +154,15 @@ void Logits(const float* const* x, Index n, Index d, const double* wt, Index ld,
       for (Index i = 0; i < n; i += kR) {
         // A last partial block repeats its last row; the extra results go to `spare`.
         const float* rows[kR];
+        const float* next[kR];
         double* out[kR];
         for (int r = 0; r < kR; ++r) {
           const bool real = i + r < n;
           rows[r] = x[real ? i + r : n - 1];
+          next[r] = x[std::min(i + kR + r, n - 1)];
           out[r] = real ? z + (i + r) * c + c0 : spare;
         }
-        LogitsRows<kR, CB>(rows, d, wt + c0 * ld, ld, out);
+        LogitsRows<kR, CB>(rows, next, d, wt + c0 * ld, ld, out);
       }
     });
   }

@@ -92,9 +92,8 @@ void HypercleanProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v,
                                     const Batch& batch, VecRef out) {
   out.setZero();
   if (batch.empty()) return;
-  train_.Logits(batch, W(y), &z_);
+  train_.Logits(batch, W(y), W(v), &z_, &u_);
   SoftmaxInPlace(&z_, train_, batch, 0, nullptr);
-  train_.Logits(batch, W(v), &u_);
   for (Index i = 0; i < batch.size(); ++i) {
     const Index global = train_.global_begin() + batch[i];
     const double s = Sigmoid(x[global]);

@@ -197,6 +197,27 @@ void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, RowMatrix* z) c
   }
 }
 
+void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, const WeightMap& v,
+                         RowMatrix* z, RowMatrix* u) const {
+  if (shard_.csr) {
+    Logits(batch, w, z);
+    return Logits(batch, v, u);
+  }
+  const Index n = batch.size(), c = classes();
+  DenseRows(batch);
+  Transposed(w, &wt_);
+  Transposed(v, &vt_);
+  z->resize(n, c);
+  u->resize(n, c);
+  for (Index begin = 0; begin < n; begin += kDenseChunk) {
+    const Index end = std::min(n, begin + kDenseChunk);
+    DenseLogits(begin, end, wt_, w, &z_chunk_);
+    DenseLogits(begin, end, vt_, v, &u_chunk_);
+    z->middleRows(begin, end - begin) = z_chunk_;
+    u->middleRows(begin, end - begin) = u_chunk_;
+  }
+}
+
 // P depends only on the rows of W of the features that occur in the local rows (and the bias):
 // on sparse data only those are kept and compared, a fraction of d x C.
 bool SoftmaxRows::ProbabilitiesOf(const WeightMap& w, bool keep) const {

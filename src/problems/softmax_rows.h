@@ -44,6 +44,9 @@ class SoftmaxRows {
 
   // Z (batch.size() x C) = A_batch W.
   void Logits(const Batch& batch, const WeightMap& w, RowMatrix* z) const;
+  // Z = A_batch W and U = A_batch V; dense rows are read once for both, a chunk at a time.
+  void Logits(const Batch& batch, const WeightMap& w, const WeightMap& v, RowMatrix* z,
+              RowMatrix* u) const;
 
   // Turns the logits of batch rows [begin, begin + z->rows()) into the residuals R in place;
   // `u` holds A V for the same rows when a second weight matrix V was given, else null.
