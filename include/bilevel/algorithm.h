@@ -3,6 +3,7 @@
 #ifndef BILEVEL_ALGORITHM_H_
 #define BILEVEL_ALGORITHM_H_
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -10,6 +11,7 @@
 
 #include "bilevel/block_sparse.h"
 #include "bilevel/communicator.h"
+#include "bilevel/linear_solvers.h"
 #include "bilevel/options.h"
 #include "bilevel/oracles.h"
 #include "bilevel/sampler.h"
@@ -36,6 +38,12 @@ struct DistributedHessian {
     oracles->HessianVec(x, y, v, *batch, out);
     comm->AllreduceSum(out);
   }
+  // CG's step (ConjugateGradient): p <- r + beta p, out = H p; returns p . out.
+  double ApplyDirection(double beta, ConstVecRef r, VecRef p, VecRef out) {
+    internal::CgDirection(beta, r, p, nullptr);
+    Apply(p, out);
+    return internal::Dot8(p.data(), out.data(), p.size());
+  }
   double Sum(double local) const { return local; }
 };
 
@@ -57,28 +65,16 @@ class SlicedHessian {
         product_(product), slice_(comm->MySlice(y.size())),
         blocks_(diagonal && diagonal->Set(oracles->problem(), x) ? diagonal : nullptr) {}
   void Apply(ConstVecRef v, VecRef out) {
-    const Index q = y_.size();
-    // The whole v and the product in the communicator's buffers where it has them.
-    double* at = comm_->NextBuffer(q);
-    if (!at) whole_->resize(q);
-    Eigen::Map<Vec> whole(at ? at : whole_->data(), q);
-    whole.segment(slice_.lo, slice_.size()) = v;
-    comm_->AllgatherSlices(whole.data(), q);
-    at = comm_->NextBuffer(q);
-    if (!at) product_->resize(q);
-    Eigen::Map<Vec> product(at ? at : product_->data(), q);
-    // A sample-independent diagonal term is applied here, to the slice only.
-    Problem& problem = oracles_->problem();
-    const bool diagonal = problem.HasSampleDiagonal();
-    const double scale = oracles_->HessianVecSum(x_, y_, whole, *batch_, product, diagonal);
-    comm_->ReduceScatterSum(product.data(), q);
-    if (blocks_) {
-      blocks_->ScaledPlus(slice_.lo, slice_.size(), scale, product.data() + slice_.lo, v.data(),
-                          out.data());
-      return;
-    }
-    out = scale * product.segment(slice_.lo, slice_.size());
-    if (diagonal) problem.AddSampleDiagonal(x_, slice_.lo, v, out);
+    double* whole = Whole();
+    std::copy(v.data(), v.data() + v.size(), whole + slice_.lo);
+    Product(whole, v, out, /*dot=*/false);
+  }
+  // CG's step (ConjugateGradient): p <- r + beta p, written to p and to the vector sent in the
+  // same pass, out = H p, and p . out from the pass that writes out; returns the local dot.
+  double ApplyDirection(double beta, ConstVecRef r, VecRef p, VecRef out) {
+    double* whole = Whole();
+    internal::CgDirection(beta, r, p, whole + slice_.lo);
+    return Product(whole, p, out, /*dot=*/true);
   }
   double Sum(double local) const {
     comm_->AllreduceSum(&local, 1);
@@ -86,6 +82,18 @@ class SlicedHessian {
   }
 
  private:
+  // The buffer of the whole v (q doubles): the communicator's where it has them.
+  double* Whole() {
+    double* at = comm_->NextBuffer(y_.size());
+    if (at) return at;
+    whole_->resize(y_.size());
+    return whole_->data();
+  }
+  // `whole` holds this rank's slice v: allgathers it, sums the products over the ranks into
+  // this rank's slice, out = that slice scaled, plus the diagonal term; with `dot`, returns
+  // v . out, computed a cache-sized chunk at a time as out is written.
+  double Product(double* whole_data, ConstVecRef v, VecRef out, bool dot);
+
   Oracles* oracles_;
   Communicator* comm_;
   ConstVecRef x_, y_;

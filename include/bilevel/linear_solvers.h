@@ -44,6 +44,34 @@ inline double CgUpdate(double a, ConstVecRef p, ConstVecRef hp, VecRef v, VecRef
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// a . b with 8 partial sums (vectorizes without reordering what the source says).
+inline double Dot8(const double* __restrict a, const double* __restrict b, Index n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  Index i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  for (int j = 0; i < n; ++i, ++j) acc[j] += a[i] * b[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// p <- r + beta p (p <- r when beta is 0, whatever p held), also written to `copy` when it is
+// not null: CG's new direction and the copy an operator sends, in one pass.
+inline void CgDirection(double beta, ConstVecRef r, VecRef p, double* copy) {
+  const Index n = p.size();
+  const double* __restrict rp = r.data();
+  double* __restrict pp = p.data();
+  if (!copy) {
+    for (Index i = 0; i < n; ++i) pp[i] = beta == 0.0 ? rp[i] : rp[i] + beta * pp[i];
+    return;
+  }
+  double* __restrict cp = copy;
+  for (Index i = 0; i < n; ++i) {
+    const double pi = beta == 0.0 ? rp[i] : rp[i] + beta * pp[i];
+    pp[i] = pi;
+    cp[i] = pi;
+  }
+}
+
 }  // namespace internal
 
 // Scratch for ConjugateGradient, sized once by the caller.
@@ -58,27 +86,28 @@ struct CgScratch {
 
 // At most `iterations` conjugate-gradient iterations on the symmetric positive definite
 // operator H, starting from v (warm start) whose residual r0 = b - H v the caller supplies (so
-// that it can be fused with other communication). One Apply per iteration. The vectors may be
-// one rank's slices of distributed ones: every dot product goes through op.Sum(local part),
-// which returns the sum over the parts (so 1 + 2 Sum calls per iteration). Stops early when the
-// residual norm is at most `tolerance`, or exactly zero, or below 1e-15 of the first one.
-// Returns the number of iterations done.
+// that it can be fused with other communication). One product per iteration, through
+// op.ApplyDirection(beta, r, p, hp): p <- r + beta p, hp = H p, returning the local part of
+// p . hp, so that an operator can fuse the direction's update, the copy it sends and the dot
+// product with its own passes. The vectors may be one rank's slices of distributed ones:
+// every dot product goes through op.Sum(local part), which returns the sum over the parts (so
+// 1 + 2 Sum calls per iteration). Stops early when the residual norm is at most `tolerance`,
+// or exactly zero, or below 1e-15 of the first one. Returns the number of iterations done.
 template <class Operator>
 int ConjugateGradient(Operator& op, ConstVecRef r0, VecRef v, int iterations, CgScratch* s,
                       double tolerance = 0) {
   s->r = r0;
-  s->p = r0;
   double rr = op.Sum(s->r.squaredNorm());
   const double stop = std::max(rr * 1e-30, tolerance * tolerance);
+  double beta = 0;  // the first direction is r0
   int it = 0;
   for (; it < iterations; ++it) {
     if (!(rr > stop) || rr == 0.0) break;
-    op.Apply(s->p, s->hp);
-    const double php = op.Sum(s->p.dot(s->hp));
+    const double php = op.Sum(op.ApplyDirection(beta, s->r, s->p, s->hp));
     if (!(php > 0.0)) break;  // not positive definite along p (or exhausted precision)
     const double a = rr / php;
     const double rr_new = op.Sum(internal::CgUpdate(a, s->p, s->hp, v, s->r));
-    s->p = s->r + (rr_new / rr) * s->p;
+    beta = rr_new / rr;
     rr = rr_new;
   }
   return it;

@@ -40,6 +40,7 @@
 #ifndef BILEVEL_PROBLEM_H_
 #define BILEVEL_PROBLEM_H_
 
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -164,6 +165,13 @@ class Problem {
   void set_touched_blocks_only(bool only) { touched_blocks_only_ = only; }
   bool touched_blocks_only() const { return touched_blocks_only_; }
 
+  // Set by the engine around a run of HessianVec calls that all pass the same y, unchanged
+  // (AID's solve of H v = grad_y f; the power iterations of lambda_max): while held,
+  // inner_hold() is a number that no other hold has had (0 when none), and a problem may reuse
+  // what it computed from y during the same hold without comparing y.
+  void set_inner_held(bool held) { inner_hold_ = held ? ++holds_ : 0; }
+  std::uint64_t inner_hold() const { return inner_hold_; }
+
   // Recommended settings for `algorithm` (one of AlgorithmNames()).
   virtual ProblemDefaults Defaults(const std::string& algorithm) const {
     (void)algorithm;
@@ -195,6 +203,19 @@ class Problem {
  private:
   bool sample_diagonal_omitted_ = false;
   bool touched_blocks_only_ = false;
+  std::uint64_t inner_hold_ = 0, holds_ = 0;
+};
+
+// Holds the inner point of `problem` (Problem::set_inner_held) for the guard's lifetime.
+class InnerHeld {
+ public:
+  explicit InnerHeld(Problem& problem) : problem_(problem) { problem_.set_inner_held(true); }
+  ~InnerHeld() { problem_.set_inner_held(false); }
+  InnerHeld(const InnerHeld&) = delete;
+  InnerHeld& operator=(const InnerHeld&) = delete;
+
+ private:
+  Problem& problem_;
 };
 
 namespace problem_detail {

@@ -15,10 +15,13 @@ void AidBio::HypergradientShare(ConstVecRef x, VecRef share) {
   const int n_steps = options().hessian_steps;
   InnerSteps(x, options().inner_steps, /*batch_size=*/0, nullptr);
   const double tolerance = CgTolerance();
-  if (n_steps > 0 && solver_ == Solver::kConjugateGradient && Sliced()) {
-    SolveSliced(x, tolerance);
-  } else {
-    SolveWhole(x, tolerance);
+  {
+    InnerHeld held(oracles().problem());  // every Hessian product of the solve is at this y
+    if (n_steps > 0 && solver_ == Solver::kConjugateGradient && Sliced()) {
+      SolveSliced(x, tolerance);
+    } else {
+      SolveWhole(x, tolerance);
+    }
   }
 
   // Share of g_hat = grad_x f - J v.

@@ -1,5 +1,7 @@
 #include "bilevel/algorithm.h"
 
+#include <algorithm>
+
 #include <stdexcept>
 
 #include "bilevel/linear_solvers.h"
@@ -109,8 +111,39 @@ void Algorithm::RandomNeumannShare(ConstVecRef x, VecRef share) {
   share -= jv_;
 }
 
+double SlicedHessian::Product(double* whole_data, ConstVecRef v, VecRef out, bool dot) {
+  const Index q = y_.size();
+  comm_->AllgatherSlices(whole_data, q);
+  Eigen::Map<Vec> whole(whole_data, q);
+  double* at = comm_->NextBuffer(q);
+  if (!at) product_->resize(q);
+  Eigen::Map<Vec> product(at ? at : product_->data(), q);
+  // A sample-independent diagonal term is applied here, to the slice only.
+  Problem& problem = oracles_->problem();
+  const bool diagonal = problem.HasSampleDiagonal();
+  const double scale = oracles_->HessianVecSum(x_, y_, whole, *batch_, product, diagonal);
+  comm_->ReduceScatterSum(product.data(), q);
+  const double* sum = product.data() + slice_.lo;
+  // Chunks of 2048 doubles: out's chunk is still in L1 when the dot product reads it.
+  constexpr Index kChunk = 2048;
+  double result = 0;
+  for (Index lo = 0; lo < slice_.size(); lo += kChunk) {
+    const Index n = std::min(kChunk, slice_.size() - lo);
+    auto chunk = out.segment(lo, n);
+    if (blocks_) {
+      blocks_->ScaledPlus(slice_.lo + lo, n, scale, sum + lo, v.data() + lo, chunk.data());
+    } else {
+      chunk = scale * Eigen::Map<const Vec>(sum + lo, n);
+      if (diagonal) problem.AddSampleDiagonal(x_, slice_.lo + lo, v.segment(lo, n), chunk);
+    }
+    if (dot) result += internal::Dot8(v.data() + lo, chunk.data(), n);
+  }
+  return result;
+}
+
 double Algorithm::EstimateLambdaMax(ConstVecRef x, int iterations) {
   DistributedHessian hessian{&oracles(), &comm(), x, y_, &full_inner_};
+  InnerHeld held(oracles().problem());
   Vec v, hv;
   return LargestEigenvalue(hessian, q_, iterations, &v, &hv);
 }

@@ -258,12 +258,20 @@ bool SoftmaxRows::ProbabilitiesOf(const WeightMap& w, bool keep) const {
   return same;
 }
 
-const RowMatrix& SoftmaxRows::FullProbabilities(const WeightMap& w) const {
-  if (ProbabilitiesOf(w, /*keep=*/false)) return probs_;
+const RowMatrix& SoftmaxRows::FullProbabilities(const WeightMap& w, std::uint64_t hold) const {
+  if (hold != 0 && hold == probs_hold_) return probs_;
+  probs_hold_ = 0;
+  if (hold == 0 && ProbabilitiesOf(w, /*keep=*/false)) return probs_;
   const Batch all = Batch::Range(0, rows());
   Logits(all, w, &probs_);
   SoftmaxInPlace(&probs_, *this, all, 0, nullptr);
-  ProbabilitiesOf(w, /*keep=*/true);
+  if (hold != 0) {
+    // No copy of W's rows (a pass over them): a later call outside the hold recomputes.
+    probs_of_.resize(0);
+    probs_hold_ = hold;
+  } else {
+    ProbabilitiesOf(w, /*keep=*/true);
+  }
   return probs_;
 }
 

@@ -81,7 +81,9 @@ class SoftmaxRows {
   // P = softmax(A W) of every local row. Kept with a copy of the rows of W it depends on, and
   // recomputed only when one of them differs bit for bit: AID's Hessian products, all at one
   // y, share one P.
-  const RowMatrix& FullProbabilities(const WeightMap& w) const;
+  // `hold` (Problem::inner_hold): within one hold, P is computed once and W is not compared
+  // (nor kept: the next call outside a hold recomputes P).
+  const RowMatrix& FullProbabilities(const WeightMap& w, std::uint64_t hold = 0) const;
 
  private:
   // Whether probs_ was computed from w (compares the rows of W that P depends on); with
@@ -144,6 +146,7 @@ class SoftmaxRows {
   mutable std::vector<float> batch_value_;
   mutable Vec probs_of_;             // the rows of W of probs_ (empty: none yet)
   mutable RowMatrix probs_;
+  mutable std::uint64_t probs_hold_ = 0;  // the hold in which probs_ was computed, or 0
 };
 
 // This rank's blocks of the three splits of a dataset file, and the file's attributes.
