@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "bilevel/mpi_communicator.h"
 #include "mpi_test_main.h"
 
@@ -206,6 +208,57 @@ TEST(SharedSlices, ReduceScatterAndAllgatherGiveTheRankOrderSum) {
   if (comm->size() > 1) EXPECT_TRUE(comm->shared_memory_allreduce());
 }
 
+// Chains of allgathers in the ranks' shared vectors (NextSharedVector), as the sliced inner
+// steps make them: each rank computes its slice of vector t + 1 from the whole vector t, which
+// must still be intact, with a reduce-scatter in the communicator's buffer in between (a
+// gradient's sum) and the last rank slowed down so that a rank that ran ahead and wrote a
+// vector still being read would show. Every rank must see every slice of every vector.
+void CheckSharedChain(comm::MpiCommunicator& comm, Index n, int steps) {
+  const int r = comm.rank(), ranks = comm.size();
+  const Slice s = comm.MySlice(n);
+  std::vector<double> expect(n);
+  for (Index i = 0; i < n; ++i) expect[i] = static_cast<double>(i % 97);
+  std::vector<double> own(expect);  // where there are no shared vectors
+  const double* prev = own.data();
+  for (int t = 0; t < steps; ++t) {
+    const std::string where = "n = " + std::to_string(n) + " step " + std::to_string(t) +
+                              " on rank " + std::to_string(r) + " of " + std::to_string(ranks);
+    if (r == ranks - 1) usleep(2000);
+    EXPECT_EQ(BitwiseMismatches(std::vector<double>(prev, prev + n), expect), 0) << where;
+    double* g = comm.NextBuffer(n);
+    std::vector<double> g_own;
+    if (!g) {
+      g_own.resize(n);
+      g = g_own.data();
+    }
+    std::fill(g, g + n, 1.0);
+    comm.ReduceScatterSum(g, n);  // each element of the slice: the number of ranks
+    double* next = comm.NextSharedVector(n);
+    if (n >= kMin && ranks > 1 && comm.shared_memory_allreduce()) {
+      EXPECT_NE(next, nullptr) << where;
+      EXPECT_NE(next, prev) << where;
+    }
+    double* whole = next ? next : own.data();
+    for (Index i = s.lo; i < s.hi; ++i) whole[i] = 2 * prev[i] - g[i] + t;
+    for (Index i = 0; i < n; ++i) expect[i] = 2 * expect[i] - ranks + t;
+    const CommStats before = comm.stats();
+    comm.AllgatherSlices(whole, n);
+    EXPECT_EQ(comm.stats().allgather_calls, before.allgather_calls + 1) << where;
+    EXPECT_EQ(comm.stats().allgather_bytes, before.allgather_bytes + n * 8) << where;
+    prev = whole;
+  }
+  EXPECT_EQ(BitwiseMismatches(std::vector<double>(prev, prev + n), expect), 0);
+}
+
+TEST(SharedSlices, AllgathersInSharedVectorsChainWithoutCopies) {
+  std::unique_ptr<comm::MpiCommunicator> comm = world->SplitFirst(world->size());
+  std::vector<double> warm(kMin, 1.0);
+  comm->AllreduceSum(warm.data(), kMin);  // decides the shared-memory path
+  // Growing (a new window while the last vector is still read) and shrinking.
+  for (const Index n : {kMin, Index{100003}, Index{300001}, Index{5000}, Index{7}})
+    CheckSharedChain(*comm, n, 6);
+}
+
 TEST(SharedAllreduce, MpiAllreduceWhenTurnedOff) {
   ASSERT_EQ(setenv("BILEVEL_SHM_ALLREDUCE", "0", 1), 0);
   std::unique_ptr<comm::MpiCommunicator> comm = world->SplitFirst(world->size());
@@ -215,6 +268,7 @@ TEST(SharedAllreduce, MpiAllreduceWhenTurnedOff) {
     EXPECT_EQ(InexactSums(v, RankOrderSum(comm->size(), n, 0)), 0) << "n = " << n;
   }
   CheckSlices(*comm, {1, kMin, 3 * kMin + 5, 300001, 7});  // MPI_Reduce_scatter, MPI_Bcast
+  CheckSharedChain(*comm, 100003, 3);  // no shared vectors: the caller's storage
   EXPECT_FALSE(comm->shared_memory_allreduce());
   ASSERT_EQ(unsetenv("BILEVEL_SHM_ALLREDUCE"), 0);
 }

@@ -82,9 +82,11 @@ class SlicedHessian {
   }
 
  private:
-  // The buffer of the whole v (q doubles): the communicator's where it has them.
+  // The buffer of the whole v (q doubles): the ranks' shared vector or the communicator's
+  // buffer where it has them.
   double* Whole() {
-    double* at = comm_->NextBuffer(y_.size());
+    double* at = comm_->NextSharedVector(y_.size());
+    if (!at) at = comm_->NextBuffer(y_.size());
     if (at) return at;
     whole_->resize(y_.size());
     return whole_->data();

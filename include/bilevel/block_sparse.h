@@ -130,8 +130,10 @@ class BlockDiagonal {
   // out[i] = a in[i] + s_(lo+i) m[i], i < n (entries lo .. lo + n - 1 of y).
   void ScaledPlus(Index lo, Index n, double a, const double* in, const double* m,
                   double* out) const;
-  // u[i] <- u[i] - alpha (a g[i] + s_(lo+i) u[i]), i < n: a gradient step with the diagonal.
-  void Step(Index lo, Index n, double alpha, double a, const double* g, double* u) const;
+  // out[i] = u[i] - alpha (a g[i] + s_(lo+i) u[i]), i < n: a gradient step with the
+  // diagonal (out may be u).
+  void Step(Index lo, Index n, double alpha, double a, const double* g, const double* u,
+            double* out) const;
 
  private:
   // f(i0, i1, s) for the runs [i0, i1) of 0..n-1 within one block, whose value of s is s.

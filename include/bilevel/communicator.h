@@ -73,6 +73,13 @@ class Communicator {
   // the result before the second collective call after it: the storage is then reused.
   // Collective, like the call it prepares.
   double* NextBuffer(Index n) { return DoNextBuffer(n); }
+  // Storage for the vector of an AllgatherSlices call of n doubles that all ranks of a node
+  // share (one copy, not one per rank), or nullptr where there is none. Write this rank's
+  // slice there and make the call on it: the call then copies nothing, and every rank reads
+  // the whole vector where it lies, until its next AllgatherSlices call on such storage. The
+  // storage alternates between two vectors: the one returned by the call before stays intact,
+  // so a rank may compute its new slice from the previous shared vector. Collective.
+  double* NextSharedVector(Index n) { return DoNextSharedVector(n); }
 
   // Ends every rank of the job with `code`; does not return.
   [[noreturn]] virtual void Abort(int code) = 0;
@@ -89,6 +96,10 @@ class Communicator {
   virtual void DoAllgatherPieces(const double* data, Index n, std::vector<double>* all,
                                  std::vector<Index>* counts) = 0;
   virtual double* DoNextBuffer(Index n) {
+    (void)n;
+    return nullptr;
+  }
+  virtual double* DoNextSharedVector(Index n) {
     (void)n;
     return nullptr;
   }

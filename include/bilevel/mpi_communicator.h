@@ -79,6 +79,7 @@ class MpiCommunicator : public Communicator {
   void DoAllgatherPieces(const double* data, Index n, std::vector<double>* all,
                          std::vector<Index>* counts) override;
   double* DoNextBuffer(Index n) override;
+  double* DoNextSharedVector(Index n) override;
 
  private:
   struct Handle;

@@ -48,8 +48,13 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
     return;
   }
   if (trajectory) trajectory->resize(q_, steps);
+  // Sliced steps write each new y into the ranks' shared vector where the communicator has
+  // one (NextSharedVector), so that the allgather copies nothing, and y_ receives the last y
+  // once at the end; `y` is the whole y of the current step.
+  const double* y = y_.data();
   for (int t = 0; t < steps; ++t) {
-    if (trajectory) trajectory->col(t) = y_;
+    const Eigen::Map<const Vec> yt(y, q_);
+    if (trajectory) trajectory->col(t) = yt;
     const MiniBatch* batch = &full_inner_;
     if (batch_size > 0) {
       sampler().Draw(Split::kInner, batch_size, &batch_);
@@ -61,27 +66,32 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
       // A sample-independent diagonal term is applied after the reduce-scatter, to the slice.
       Problem& problem = oracles().problem();
       const bool diagonal = problem.HasSampleDiagonal();
-      const double scale = oracles().GradYGSum(x, y_, *batch, g, diagonal);
+      const double scale = oracles().GradYGSum(x, yt, *batch, g, diagonal);
       comm().ReduceScatterSum(g.data(), q_);
       const Slice s = comm().MySlice(q_);
       auto gs = g.segment(s.lo, s.size());
-      auto ys = y_.segment(s.lo, s.size());
+      double* next = comm().NextSharedVector(q_);
+      double* whole = next ? next : y_.data();
+      const Eigen::Map<const Vec> ys(y + s.lo, s.size());
+      Eigen::Map<Vec> out(whole + s.lo, s.size());
       if (diagonal && block_diagonal_.Set(problem, x)) {
-        block_diagonal_.Step(s.lo, s.size(), alpha, scale, gs.data(), ys.data());  // one pass
+        block_diagonal_.Step(s.lo, s.size(), alpha, scale, gs.data(), ys.data(), out.data());
       } else if (diagonal) {
         gs *= scale;
         problem.AddSampleDiagonal(x, s.lo, ys, gs);
-        ys.noalias() -= alpha * gs;
+        out = ys - alpha * gs;
       } else {
-        ys.noalias() -= (alpha * scale) * gs;
+        out = ys - (alpha * scale) * gs;
       }
-      comm().AllgatherSlices(y_);
+      comm().AllgatherSlices(whole, q_);
+      y = whole;
     } else {
       const double scale = oracles().GradYGSum(x, y_, *batch, grad_y_);
       comm().AllreduceSum(grad_y_);
       y_.noalias() -= (alpha * scale) * grad_y_;  // the 1/|B| in the update's pass
     }
   }
+  if (y != y_.data()) std::copy(y, y + q_, y_.data());
 }
 
 BlockSums& Algorithm::block_sums() {

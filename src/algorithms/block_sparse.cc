@@ -211,9 +211,9 @@ void BlockDiagonal::ScaledPlus(Index lo, Index n, double a, const double* in, co
 }
 
 void BlockDiagonal::Step(Index lo, Index n, double alpha, double a, const double* g,
-                         double* u) const {
+                         const double* u, double* out) const {
   ForRuns(lo, n, [&](Index i0, Index i1, double s) {
-    for (Index i = i0; i < i1; ++i) u[i] -= alpha * (a * g[i] + s * u[i]);
+    for (Index i = i0; i < i1; ++i) out[i] = u[i] - alpha * (a * g[i] + s * u[i]);
   });
 }
 

@@ -65,6 +65,18 @@ struct MpiCommunicator::Handle {
   std::vector<int> counts;       // scratch of DoReduceScatterSum without the window
   std::vector<double> slice_sum;
 
+  // The shared vectors of AllgatherSlices (NextSharedVector): two of `shared_n` doubles in
+  // one window, all of it allocated by rank 0 and mapped into every rank; `shared_next` is the
+  // one the next call returns, `shared_current` the one returned last.
+  MPI_Win shared_win = MPI_WIN_NULL;
+  double* shared_base = nullptr;
+  Index shared_n = 0;
+  int shared_next = 0;
+  double* shared_current = nullptr;
+  // Makes the shared vectors hold n doubles (a new window when smaller). Collective.
+  void GrowShared(Index n);
+  void SyncShared();
+
   // Whether every rank of `comm` is on this node and BILEVEL_SHM_ALLREDUCE is not 0 on any
   // rank; the same answer on every rank. Collective.
   bool SharedMemoryUsable(int size);
@@ -141,6 +153,35 @@ Index MpiCommunicator::Handle::NextRegion(Index n, int size) {
   return parity * region;
 }
 
+void MpiCommunicator::Handle::GrowShared(Index n) {
+  if (n <= shared_n) return;
+  if (shared_win != MPI_WIN_NULL) {
+    // Kept, not freed: a vector a caller has not read yet may lie in it.
+    retired.push_back(shared_win);
+    shared_win = MPI_WIN_NULL;
+  }
+  int rank = 0;
+  BILEVEL_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+  const Index doubles = (n + 7) & ~Index{7};
+  const MPI_Aint bytes = rank == 0 ? static_cast<MPI_Aint>(2 * doubles * sizeof(double)) : 0;
+  void* base = nullptr;
+  BILEVEL_MPI_CHECK(
+      MPI_Win_allocate_shared(bytes, sizeof(double), MPI_INFO_NULL, comm, &base, &shared_win));
+  BILEVEL_MPI_CHECK(MPI_Win_set_errhandler(shared_win, MPI_ERRORS_RETURN));
+  MPI_Aint size = 0;
+  int unit = 0;
+  BILEVEL_MPI_CHECK(MPI_Win_shared_query(shared_win, 0, &size, &unit, &shared_base));
+  BILEVEL_MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, shared_win));
+  shared_n = doubles;
+  shared_next = 0;
+}
+
+void MpiCommunicator::Handle::SyncShared() {
+  BILEVEL_MPI_CHECK(MPI_Win_sync(shared_win));
+  BILEVEL_MPI_CHECK(MPI_Barrier(comm));
+  BILEVEL_MPI_CHECK(MPI_Win_sync(shared_win));
+}
+
 void MpiCommunicator::Handle::Sync() {
   BILEVEL_MPI_CHECK(MPI_Win_sync(win));
   BILEVEL_MPI_CHECK(MPI_Barrier(comm));
@@ -171,6 +212,7 @@ MpiCommunicator::~MpiCommunicator() {
   if (finalized) return;
   // Collective, like the allreduce that made the window; errors cannot be thrown from here.
   if (handle_->win != MPI_WIN_NULL) handle_->retired.push_back(handle_->win);
+  if (handle_->shared_win != MPI_WIN_NULL) handle_->retired.push_back(handle_->shared_win);
   for (MPI_Win& w : handle_->retired) {
     MPI_Win_unlock_all(w);
     MPI_Win_free(&w);
@@ -237,6 +279,13 @@ void MpiCommunicator::DoReduceScatterSum(double* data, Index n) {
 
 void MpiCommunicator::DoAllgatherSlices(double* data, Index n) {
   if (size_ == 1) return;
+  if (data != nullptr && data == handle_->shared_current) {
+    // Every rank wrote its slice into the one shared vector: nothing to copy. After this
+    // barrier every rank has also finished reading the vector before the previous one (it
+    // reads a vector only until its next call), which the next NextSharedVector returns.
+    handle_->shared_current = nullptr;
+    return handle_->SyncShared();
+  }
   if (UseShared(n)) return SharedAllgather(data, n);
   for (int q = 0; q < size_; ++q) {
     const Slice s = SliceOf(n, q);
@@ -274,6 +323,15 @@ double* MpiCommunicator::DoNextBuffer(Index n) {
   Handle& h = *handle_;
   h.Grow(n, size_);
   return h.segments[rank_] + (h.parity ^ 1) * h.region;
+}
+
+double* MpiCommunicator::DoNextSharedVector(Index n) {
+  if (!UseShared(n)) return nullptr;
+  Handle& h = *handle_;
+  h.GrowShared(n);
+  h.shared_current = h.shared_base + h.shared_next * h.shared_n;
+  h.shared_next ^= 1;
+  return h.shared_current;
 }
 
 // Every rank r owns the slice r of the vector (SliceOf) and the segment r of the window; the
