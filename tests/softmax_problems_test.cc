@@ -287,6 +287,29 @@ void ExpectCachedProbabilitiesFollowY(const std::string& path) {
     y[q / 2] = std::nextafter(y[q / 2], 1.0);  // one bit
     if (step == 1) y = RandomVec(q, 14, 0.5);
   }
+  // Holds (Problem::set_inner_held, as AID's solves make them): P is kept within a hold
+  // without looking at y, and is taken neither for the y of the next hold nor for a call
+  // outside any hold (which may come back to the y P had before the hold).
+  const Vec ya = RandomVec(q, 21, 0.5), yb = RandomVec(q, 22, 0.5);
+  Vec ref_a(q), ref_b(q);
+  problem.HessianVec(x, ya, v, list, ref_a);
+  problem.HessianVec(x, yb, v, list, ref_b);
+  auto held = [&](const Vec& y_held, const Vec& ref, const char* what) {
+    InnerHeld hold(problem);
+    for (int k = 0; k < 2; ++k) {
+      problem.HessianVec(x, y_held, v, range, a);
+      EXPECT_LT((a - ref).norm(), 1e-13 * ref.norm()) << what << ", call " << k;
+    }
+  };
+  for (int step = 0; step < 2; ++step) {
+    problem.HessianVec(x, ya, v, range, a);  // outside a hold: P of ya, and ya kept
+    EXPECT_LT((a - ref_a).norm(), 1e-13 * ref_a.norm()) << "outside, step " << step;
+    held(yb, ref_b, "hold at yb");
+    problem.HessianVec(x, ya, v, range, a);  // back at ya, outside
+    EXPECT_LT((a - ref_a).norm(), 1e-13 * ref_a.norm()) << "after the hold, step " << step;
+    held(yb, ref_b, "second hold at yb");
+    held(ya, ref_a, "hold at ya");
+  }
 }
 
 TEST(Hyperclean, CachedProbabilitiesFollowY) {
