@@ -1,7 +1,6 @@
 #include "bilevel/algorithm.h"
 
 #include <algorithm>
-
 #include <stdexcept>
 
 #include "bilevel/linear_solvers.h"

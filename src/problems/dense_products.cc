@@ -56,9 +56,9 @@ void WithBlock(Index cb, Kernel&& kernel) {
   }
 }
 
-// z_r[0..CB) = the dot products of rows x[r] (r < kR) with the CB rows of wt, over the
-// features [0, d8) (d8 a multiple of 8); `tail` adds the last partial group of eight from
-// zero-padded copies (wt's pad columns are zero; a row may end at the end of its allocation).
+// z_r[0..CB) = the dot products of rows x[r] (r < kR) with the CB rows of wt: eight features
+// at a time, and the last partial group of eight from zero-padded copies of the rows' tails
+// (wt's pad columns are zero; a row may end at the end of its allocation).
 // The accumulators are plain locals, never address-taken, so that they stay in registers.
 // `next`: the rows of the next block, prefetched as these are read (rows of a minibatch are
 // scattered over the shard, where the hardware prefetcher cannot follow them).

@@ -69,7 +69,8 @@ void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const
   const SoftmaxRows::Diagonal reg = omitted ? SoftmaxRows::Diagonal() : Regularizer(x, v, batch);
   const WeightMap vw = W(v);
   // AID's Hessian products at one y share P (a full-batch pass); minibatches compute their own.
-  const RowMatrix* probs = train_.IsFull(batch) ? &train_.FullProbabilities(W(y), inner_hold()) : nullptr;
+  const RowMatrix* probs =
+      train_.IsFull(batch) ? &train_.FullProbabilities(W(y), inner_hold()) : nullptr;
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
   train_.ProductPass(batch, W(y), &vw, [&](Index first, RowMatrix* z, RowMatrix* u) {
     if (!probs) SoftmaxInPlace(z, train_, batch, first, nullptr);

@@ -91,12 +91,10 @@ void SoftmaxRows::DenseRows(const Batch& batch) const {
 }
 
 void SoftmaxRows::DenseLogits(Index begin, Index end, const std::vector<double>& wt,
-                              const WeightMap& w, RowMatrix* z) const {
+                              const WeightMap& w, double* z) const {
   const Index d = shard_.num_features, c = classes();
-  z->resize(end - begin, c);
-  dense::Logits(row_ptr_.data() + begin, end - begin, d, wt.data(), dense::Padded(d), c,
-                z->data());
-  if (bias_) z->rowwise() += w.row(d);
+  dense::Logits(row_ptr_.data() + begin, end - begin, d, wt.data(), dense::Padded(d), c, z);
+  if (bias_) MutableWeightMap(z, end - begin, c).rowwise() += w.row(d);
 }
 
 void SoftmaxRows::Transposed(const WeightMap& w, std::vector<double>* wt) const {
@@ -187,7 +185,8 @@ void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, RowMatrix* z) c
   if (!shard_.csr) {
     DenseRows(batch);
     Transposed(w, &wt_);
-    return DenseLogits(0, n, wt_, w, z);
+    z->resize(n, classes());
+    return DenseLogits(0, n, wt_, w, z->data());
   }
   z->resize(n, classes());
   for (Index begin = 0; begin < n; begin += kChunk) {
@@ -211,10 +210,8 @@ void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, const WeightMap
   u->resize(n, c);
   for (Index begin = 0; begin < n; begin += kDenseChunk) {
     const Index end = std::min(n, begin + kDenseChunk);
-    DenseLogits(begin, end, wt_, w, &z_chunk_);
-    DenseLogits(begin, end, vt_, v, &u_chunk_);
-    z->middleRows(begin, end - begin) = z_chunk_;
-    u->middleRows(begin, end - begin) = u_chunk_;
+    DenseLogits(begin, end, wt_, w, z->data() + begin * c);
+    DenseLogits(begin, end, vt_, v, u->data() + begin * c);
   }
 }
 
@@ -309,9 +306,13 @@ void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const Weig
     if (probs) {
       z_chunk_ = probs->middleRows(begin, end - begin);
     } else {
-      DenseLogits(begin, end, wt_, w, &z_chunk_);
+      z_chunk_.resize(end - begin, c);
+      DenseLogits(begin, end, wt_, w, z_chunk_.data());
     }
-    if (v) DenseLogits(begin, end, vt_, *v, &u_chunk_);
+    if (v) {
+      u_chunk_.resize(end - begin, c);
+      DenseLogits(begin, end, vt_, *v, u_chunk_.data());
+    }
     rows(begin, &z_chunk_, v ? &u_chunk_ : nullptr);
     dense::AddTransposeProduct(row_ptr_.data() + begin, end - begin, d, z_chunk_.data(), c,
                                gt_.data(), ld);

@@ -113,12 +113,12 @@ class SoftmaxRows {
                        const RowMatrix* probs, bool touched_only) const;
 
   // Dense rows (problems/dense_products.h): row_ptr_ = the batch's rows; wt = W^T without
-  // the bias row, padded; Z (end - begin x C) = the logits of batch rows [begin, end), bias
-  // included, from wt (and W's bias row).
+  // the bias row, padded; z (end - begin x C, row-major) = the logits of batch rows
+  // [begin, end), bias included, from wt (and W's bias row).
   void DenseRows(const Batch& batch) const;
   void Transposed(const WeightMap& w, std::vector<double>* wt) const;
   void DenseLogits(Index begin, Index end, const std::vector<double>& wt, const WeightMap& w,
-                   RowMatrix* z) const;
+                   double* z) const;
   // CSR rows [begin, end) of the batch times W.
   void SparseLogits(const Batch& batch, Index begin, Index end, const WeightMap& w,
                     RowMatrix* z) const;
