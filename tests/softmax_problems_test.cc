@@ -5,6 +5,9 @@
 #include <cmath>
 #include <random>
 
+#include <Eigen/Eigenvalues>
+
+#include "bilevel/algorithm.h"
 #include "bilevel/check.h"
 #include "bilevel/metrics.h"
 #include "generated_data.h"
@@ -320,6 +323,36 @@ TEST(Hyperclean, CachedProbabilitiesFollowY) {
 TEST(L2Reg, CachedProbabilitiesFollowY) {
   testing::ScratchDir dir;
   ExpectCachedProbabilitiesFollowY<L2RegProblem>(MakeFile(dir, true));
+}
+
+// At W = 0 every sample's softmax Hessian is (I - 1 1^T / C) / C, so
+// lambda_max(H) = lambda_max(A^T A / n) / C + 1 / (d C) (the regularizer at lambda = 0): the
+// estimate behind l2reg's automatic inner step, which follows the features' scale (x 10: the
+// data part of the curvature x 100).
+TEST(L2Reg, InitialCurvatureIsTheGramMatrixOverC) {
+  testing::ScratchDir dir;
+  for (float scale : {1.0f, 10.0f}) {
+    std::mt19937 rng(11);
+    io::Dataset data = testing::GeneratedDataset(7, 4, "csr");
+    data.train = SparseSplit(23, 7, 4, &rng);
+    data.val = SparseSplit(11, 7, 4, &rng);
+    data.test = SparseSplit(9, 7, 4, &rng);
+    for (float& v : data.train.data) v *= scale;
+    const std::string path = dir.File("scaled.h5");
+    io::WriteDataset(path, data);
+    Eigen::MatrixXd a = Eigen::MatrixXd::Zero(23, 7);
+    for (Index i = 0; i < 23; ++i)
+      for (auto k = data.train.indptr[i]; k < data.train.indptr[i + 1]; ++k)
+        a(i, data.train.indices[k]) = data.train.data[k];
+    const Eigen::MatrixXd gram = a.transpose() * a / 23.0;
+    const double expected =
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(gram).eigenvalues().maxCoeff() / 4 + 1.0 / 28;
+    L2RegProblem problem(path, 0, 1);
+    SerialCommunicator comm;
+    EXPECT_NEAR(InitialLambdaMax(problem, comm, 40), expected, 1e-9 * expected) << scale;
+    EXPECT_GT(problem.Defaults("aid-cg").inner_lr_curvature, 0);
+    EXPECT_LT(problem.Defaults("stocbio").inner_lr_curvature, 2);  // stable in every direction
+  }
 }
 
 // lambda stays where an inner step of size alpha is stable for the regularizer:

@@ -207,6 +207,11 @@ class Algorithm {
   int iteration_ = 1;
 };
 
+// lambda_max(H(x_0, y_0)) on the full inner split at the problem's starting point, by
+// `iterations` power iterations: collective, the same number on every rank. For step sizes
+// that the data's scale decides (ProblemDefaults::inner_lr_curvature).
+double InitialLambdaMax(Problem& problem, Communicator& comm, int iterations);
+
 // Names accepted by MakeAlgorithm (and --algorithm).
 const std::vector<std::string>& AlgorithmNames();
 // Throws std::invalid_argument for an unknown name.

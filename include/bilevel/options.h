@@ -15,6 +15,7 @@ struct SolverOptions {
   int inner_steps = 10;              // T: inner (S)GD steps per outer iteration, warm-started
   int hessian_steps = 10;            // N (AID: CG or fixed-point steps) or Q (stocBiO: Neumann terms)
   double inner_lr = 0.1;             // alpha: inner step size
+  std::string inner_lr_origin;       // how an automatic alpha was found, for the run's header
   double outer_lr = 0.1;             // beta: outer step size
   double eta = 0.1;                  // Neumann / fixed-point scale; needs eta lambda_max(H) < 1
   bool eta_auto = false;             // instead: eta = 0.9 / lambda_max(H), estimated by power

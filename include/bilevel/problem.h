@@ -72,6 +72,10 @@ struct ProblemDefaults {
   Index batch_size = 64;    // minibatch size of stochastic methods
   int inner_steps = 10;     // T: inner steps per outer iteration
   std::string outer_optimizer = "sgd";  // one of OuterOptimizerNames()
+  // When positive, alpha is this over lambda_max(H) at (x_0, y_0), estimated on the data when
+  // the run starts (InitialLambdaMax), to three significant digits; inner_lr is then unused.
+  // For problems whose curvature is the data's scale (l2reg: unnormalized features).
+  double inner_lr_curvature = 0;
 };
 
 // A bilevel problem: see the top of this file for the mathematics and the oracle contract.

@@ -157,6 +157,19 @@ double Algorithm::EstimateLambdaMax(ConstVecRef x, int iterations) {
   return LargestEigenvalue(hessian, q_, iterations, &v, &hv);
 }
 
+double InitialLambdaMax(Problem& problem, Communicator& comm, int iterations) {
+  Vec x(problem.DimOuter()), y(problem.DimInner());
+  problem.InitialOuter(x);
+  problem.InitialInner(y);
+  Oracles oracles(&problem);
+  MiniBatch full;
+  Sampler(problem, 0).Full(Split::kInner, &full);
+  DistributedHessian hessian{&oracles, &comm, x, y, &full};
+  InnerHeld held(problem);
+  Vec v, hv;
+  return LargestEigenvalue(hessian, y.size(), iterations, &v, &hv);
+}
+
 const std::vector<std::string>& AlgorithmNames() {
   static const std::vector<std::string> names = {"aid-cg", "aid-neumann", "itd", "fo-itd",
                                                  "stocbio", "bsa", "ttsa", "hoag"};

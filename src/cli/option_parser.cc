@@ -81,7 +81,9 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
        po::value(&s.hessian_steps)->default_value(s.hessian_steps)->value_name("N"),
        "CG or fixed-point steps (aid-*), Neumann terms Q (stocbio)")
       ("inner-lr", po::value(&raw->inner_lr)->default_value("auto")->value_name("ALPHA"),
-       "inner step size (auto: the problem's recommendation, 1/L for the quadratic)")
+       "inner step size (auto: the problem's recommendation: 1/L for the quadratic, 0.1 "
+       "for hyperclean, for l2reg c / lambda_max(H) at the start, estimated on the data, c = "
+       "3.5 for aid-cg and 1.75 otherwise)")
       ("outer-lr", po::value(&raw->outer_lr)->default_value("auto")->value_name("BETA"),
        "outer step size (auto: the problem's recommendation)")
       ("eta", po::value(&raw->eta)->default_value("auto")->value_name("ETA"),

@@ -93,7 +93,9 @@ std::vector<std::pair<std::string, std::string>> Header(const Problem& problem,
                                                    : Str(options.outer_iters)},
                                {"inner_steps", Str(options.inner_steps)},
                                {"hessian_steps", Str(options.hessian_steps)},
-                               {"inner_lr", Str(options.inner_lr)},
+                               {"inner_lr", Str(options.inner_lr) + (options.inner_lr_origin.empty()
+                                                                  ? std::string()
+                                                                  : " (" + options.inner_lr_origin + ")")},
                                {"outer_lr", Str(options.outer_lr)},
                                {"eta", algorithm.UsesEta() ? Str(algorithm.eta()) +
                                                                  (options.eta_auto ? " (auto)" : "")
