@@ -350,8 +350,21 @@ TEST(L2Reg, InitialCurvatureIsTheGramMatrixOverC) {
     L2RegProblem problem(path, 0, 1);
     SerialCommunicator comm;
     EXPECT_NEAR(InitialLambdaMax(problem, comm, 40), expected, 1e-9 * expected) << scale;
-    EXPECT_GT(problem.Defaults("aid-cg").inner_lr_curvature, 0);
+    // The recommended step: c / lambda_max to three significant digits.
+    ProblemDefaults defaults = problem.Defaults("aid-cg");
+    ASSERT_GT(defaults.inner_lr_curvature, 0);
     EXPECT_LT(problem.Defaults("stocbio").inner_lr_curvature, 2);  // stable in every direction
+    std::string origin;
+    const double alpha = RecommendedInnerStep(problem, comm, defaults, &origin);
+    const double exact = defaults.inner_lr_curvature / expected;
+    const double unit = std::pow(10.0, std::floor(std::log10(exact)) - 2);
+    EXPECT_LE(std::abs(alpha - exact), 0.5 * unit * (1 + 1e-9)) << alpha << " " << exact;
+    EXPECT_NEAR(alpha / unit, std::round(alpha / unit), 1e-6) << alpha;
+    EXPECT_NE(origin.find("lambda_max"), std::string::npos) << origin;
+    defaults.inner_lr_curvature = 0;  // a fixed step is taken as it is
+    defaults.inner_lr = 0.123456;
+    EXPECT_EQ(RecommendedInnerStep(problem, comm, defaults, &origin), 0.123456);
+    EXPECT_TRUE(origin.empty());
   }
 }
 

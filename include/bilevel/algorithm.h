@@ -212,6 +212,15 @@ class Algorithm {
 // that the data's scale decides (ProblemDefaults::inner_lr_curvature).
 double InitialLambdaMax(Problem& problem, Communicator& comm, int iterations);
 
+// The inner step size alpha that `defaults` (the problem's, for an algorithm) recommend:
+// defaults.inner_lr, or where the problem asks for it (inner_lr_curvature > 0),
+// inner_lr_curvature / InitialLambdaMax (20 power iterations) to three significant digits, so
+// that the number reads well and does not move with the rounding that the number of ranks
+// brings. Collective. `origin`, when not null, receives how an estimated step was found
+// (empty otherwise).
+double RecommendedInnerStep(Problem& problem, Communicator& comm,
+                            const ProblemDefaults& defaults, std::string* origin);
+
 // Names accepted by MakeAlgorithm (and --algorithm).
 const std::vector<std::string>& AlgorithmNames();
 // Throws std::invalid_argument for an unknown name.

@@ -1,6 +1,8 @@
 #include "bilevel/algorithm.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 #include "bilevel/linear_solvers.h"
@@ -168,6 +170,24 @@ double InitialLambdaMax(Problem& problem, Communicator& comm, int iterations) {
   InnerHeld held(problem);
   Vec v, hv;
   return LargestEigenvalue(hessian, y.size(), iterations, &v, &hv);
+}
+
+double RecommendedInnerStep(Problem& problem, Communicator& comm,
+                            const ProblemDefaults& defaults, std::string* origin) {
+  constexpr int kPowerIterations = 20;
+  if (origin) origin->clear();
+  if (!(defaults.inner_lr_curvature > 0)) return defaults.inner_lr;
+  const double lambda = InitialLambdaMax(problem, comm, kPowerIterations);
+  if (!(std::isfinite(lambda) && lambda > 0)) return defaults.inner_lr;
+  const double alpha = defaults.inner_lr_curvature / lambda;
+  const double scale = std::pow(10.0, 2 - std::floor(std::log10(alpha)));
+  if (origin) {
+    char text[96];
+    std::snprintf(text, sizeof text, "auto: %.4g / lambda_max(H) at the start, %.4g",
+                  defaults.inner_lr_curvature, lambda);
+    *origin = text;
+  }
+  return std::round(alpha * scale) / scale;
 }
 
 const std::vector<std::string>& AlgorithmNames() {

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -33,22 +32,6 @@ namespace {
 
 constexpr int kUsageExit = 2;
 constexpr int kErrorExit = 1;
-// Power iterations of the estimate behind an automatic inner step (inner_lr_curvature).
-constexpr int kCurvatureIterations = 20;
-
-// v to `digits` significant digits: an automatic step is a number a user can read and pass
-// back, and the same whatever rounding the number of ranks brings to the estimate.
-double RoundSignificant(double v, int digits) {
-  const double scale = std::pow(10.0, digits - 1 - std::floor(std::log10(v)));
-  return std::round(v * scale) / scale;
-}
-
-std::string Format(double v) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.4g", v);
-  return text;
-}
-
 // Set by SIGTERM or SIGUSR1 (what Slurm sends before a time limit): checkpoint and stop.
 volatile std::sig_atomic_t stop_requested = 0;
 // This process's rank, for the fatal-signal message.
@@ -186,15 +169,10 @@ int Solve(const std::vector<std::string>& args, Communicator& comm) {
   try {
     if (!config.help) {
       ProblemDefaults defaults = problem->Defaults(config.solver.algorithm);
-      if (config.auto_inner_lr && defaults.inner_lr_curvature > 0) {
-        // Collective: every rank has its problem (agreed above) and gets the same estimate.
-        const double lambda = InitialLambdaMax(*problem, comm, kCurvatureIterations);
-        if (std::isfinite(lambda) && lambda > 0) {
-          defaults.inner_lr = RoundSignificant(defaults.inner_lr_curvature / lambda, 3);
-          config.solver.inner_lr_origin = "auto: " + Format(defaults.inner_lr_curvature) +
-                                          " / lambda_max(H) at the start, " + Format(lambda);
-        }
-      }
+      // Collective where the step is estimated: every rank has its problem (agreed above).
+      if (config.auto_inner_lr)
+        defaults.inner_lr = RecommendedInnerStep(*problem, comm, defaults,
+                                                 &config.solver.inner_lr_origin);
       ResolveDefaults(defaults, &config);
       run_identity.problem = problem->Name();
       run_identity.algorithm = config.solver.algorithm;

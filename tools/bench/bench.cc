@@ -26,6 +26,7 @@
 
 #include "bench/oracle_traffic.h"
 #include "bench/stream.h"
+#include "bilevel/algorithm.h"
 #include "bilevel/metrics.h"
 #include "bilevel/mpi_communicator.h"
 #include "bilevel/oracles.h"
@@ -472,7 +473,7 @@ MetricsRecord TimeIterations(const RunSpec& run, const ProblemSpec& spec, Proble
   o.outer_iters = options.warmup + options.iters;
   o.inner_steps = run.inner_steps;
   o.hessian_steps = std::max(run.hessian_steps, 1);
-  o.inner_lr = defaults.inner_lr;
+  o.inner_lr = RecommendedInnerStep(problem, comm, defaults, nullptr);
   o.outer_lr = defaults.outer_lr;
   o.outer_optimizer = defaults.outer_optimizer;
   o.batch_size = run.batch_size > 0 ? run.batch_size : defaults.batch_size;
