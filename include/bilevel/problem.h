@@ -70,6 +70,7 @@ struct ProblemDefaults {
   double inner_lr = 0.1;    // alpha
   double outer_lr = 0.1;    // beta
   Index batch_size = 64;    // minibatch size of stochastic methods
+  Index outer_batch_size = 0;  // stocBiO's batch for grad F; 0: batch_size
   int inner_steps = 10;     // T: inner steps per outer iteration
   std::string outer_optimizer = "sgd";  // one of OuterOptimizerNames()
   // When positive, alpha is this over lambda_max(H) at (x_0, y_0), estimated on the data when

@@ -31,7 +31,7 @@ std::string Join(const std::vector<std::string>& names) {
 
 // Raw option values: learning rates and the batch size may be "auto".
 struct RawValues {
-  std::string inner_lr, outer_lr, eta, batch_size, inner_steps;
+  std::string inner_lr, outer_lr, eta, batch_size, outer_batch_size, inner_steps;
   long long seed = 0, data_seed = 1;
   bool dense_steps = false;
 };
@@ -93,8 +93,9 @@ po::options_description Describe(SolveConfig* c, RawValues* raw) {
       ("batch-size", po::value(&raw->batch_size)->default_value("auto")->value_name("B"),
        "stocbio: minibatch of each inner step (auto: the problem's recommendation)")
       ("outer-batch-size",
-       po::value(&s.outer_batch_size)->default_value(s.outer_batch_size)->value_name("B"),
-       "stocbio: minibatch for grad F (0: --batch-size)")
+       po::value(&raw->outer_batch_size)->default_value("auto")->value_name("B"),
+       "stocbio: minibatch for grad F (0: --batch-size; auto: the problem's recommendation, "
+       "the whole validation split for hyperclean, --batch-size otherwise)")
       ("hessian-batch-size",
        po::value(&s.hessian_batch_size)->default_value(s.hessian_batch_size)->value_name("B"),
        "stocbio: minibatch of each Hessian factor and of J v (0: --batch-size)")
@@ -173,15 +174,16 @@ bool ParseRate(const std::string& flag, const std::string& text, double* value) 
   return false;
 }
 
-// "auto" (returns true), or an integer from 1 to `max`, stored in *value (returns false).
+// "auto" (returns true), or an integer from `min` to `max`, stored in *value (returns false).
 bool ParseCount(const std::string& flag, const std::string& text, long long max,
-                long long* value) {
+                long long* value, long long min = 1) {
   if (text == "auto") return true;
   char* end = nullptr;
   errno = 0;
   const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno == ERANGE || v < 1 || v > max)
-    throw UsageError("option --" + flag + ": '" + text + "' must be an integer >= 1 or 'auto'");
+  if (text.empty() || *end != '\0' || errno == ERANGE || v < min || v > max)
+    throw UsageError("option --" + flag + ": '" + text + "' must be an integer >= " +
+                     std::to_string(min) + " or 'auto'");
   *value = v;
   return false;
 }
@@ -283,6 +285,9 @@ SolveConfig Parse(const std::vector<std::string>& args, const std::string* confi
   long long count = 0;
   c.auto_batch_size = ParseCount("batch-size", raw.batch_size, LLONG_MAX, &count);
   if (!c.auto_batch_size) c.solver.batch_size = count;
+  c.auto_outer_batch_size =
+      ParseCount("outer-batch-size", raw.outer_batch_size, LLONG_MAX, &count, 0);
+  if (!c.auto_outer_batch_size) c.solver.outer_batch_size = count;
   c.auto_inner_steps = ParseCount("inner-steps", raw.inner_steps, INT_MAX, &count);
   if (!c.auto_inner_steps) c.solver.inner_steps = static_cast<int>(count);
   c.auto_outer_optimizer = c.solver.outer_optimizer == "auto";
@@ -325,6 +330,7 @@ void ResolveDefaults(const ProblemDefaults& defaults, SolveConfig* c) {
   c->solver.eta_auto = c->auto_eta;
   if (c->auto_outer_optimizer) c->solver.outer_optimizer = defaults.outer_optimizer;
   if (c->auto_batch_size) c->solver.batch_size = defaults.batch_size;
+  if (c->auto_outer_batch_size) c->solver.outer_batch_size = defaults.outer_batch_size;
   if (c->auto_inner_steps) c->solver.inner_steps = defaults.inner_steps;
   std::string error;
   if (!c->solver.IsValid(&error)) throw UsageError(error);

@@ -25,7 +25,7 @@ struct SolveConfig {
   std::string problem = "quadratic";
   SolverOptions solver;
   bool auto_inner_lr = true, auto_outer_lr = true, auto_eta = true, auto_batch_size = true,
-       auto_outer_optimizer = true, auto_inner_steps = true;
+       auto_outer_batch_size = true, auto_outer_optimizer = true, auto_inner_steps = true;
   QuadraticOptions quadratic;
   std::string data_path;     // --data: the dataset file of hyperclean and l2reg
   std::string config_path;   // --config

@@ -116,6 +116,12 @@ ProblemDefaults HypercleanProblem::Defaults(const std::string& algorithm) const 
     // 30-60 s than 10 steps and n/2 (90.6% against 90.4-90.5% on MNIST at 30 s).
     d.inner_steps = 20;
     d.outer_lr = n;
+    // grad_y F on the whole validation split (5,000 samples) instead of a minibatch of 1000:
+    // the hypergradient's noise, not the cost, limits the plateau. 2 ranks, seeds 0-2, mean
+    // test accuracy over the second half of the run, minibatch -> whole split: Fashion-MNIST
+    // (40 s) 81.93 -> 82.10, 81.80 -> 82.02, 82.02 -> 82.22 %; MNIST (30 s, seeds 0-1)
+    // 90.58 -> 90.69, 90.60 -> 90.69 %, with 5-12 % fewer iterations.
+    d.outer_batch_size = val_.global_rows();
   }
   return d;
 }
