@@ -518,6 +518,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"NegativeInnerLr", "--inner-lr -1", "", {"--inner-lr"}},
         BadInput{"NegativeOuterLr", "--outer-lr -0.5", "", {"--outer-lr"}},
         BadInput{"ZeroBatchSize", "--batch-size 0", "", {"--batch-size"}},
+        BadInput{"NegativeOuterBatchSize", "--outer-batch-size -1", "",
+                 {"--outer-batch-size", ">= 0", "'auto'"}},
         BadInput{"ZeroInnerSteps", "--inner-steps 0", "", {"--inner-steps", "'auto'"}},
         BadInput{"NonNumericInnerSteps", "--inner-steps ten", "", {"--inner-steps", "ten"}},
         BadInput{"MissingConfigFile",

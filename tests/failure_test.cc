@@ -338,6 +338,22 @@ TEST(ParserRegression, ConfigTextErrorsNameTheFile) {
   EXPECT_EQ(c.solver.outer_iters, 7);
 }
 
+// --outer-batch-size: left out, the problem's recommendation; 0, --batch-size; a count, itself.
+TEST(ParserRegression, OuterBatchSizeAutoZeroAndCount) {
+  ProblemDefaults defaults;
+  defaults.batch_size = 100;
+  defaults.outer_batch_size = 5000;
+  for (const auto& [args, want] :
+       std::vector<std::pair<std::vector<std::string>, Index>>{
+           {{}, 5000}, {{"--outer-batch-size", "auto"}, 5000},
+           {{"--outer-batch-size", "0"}, 0}, {{"--outer-batch-size", "30"}, 30}}) {
+    cli::SolveConfig c = cli::ParseSolveArgs(args);
+    cli::ResolveDefaults(defaults, &c);
+    EXPECT_EQ(c.solver.outer_batch_size, want) << args.size();
+    EXPECT_EQ(c.solver.EffectiveOuterBatch(), want > 0 ? want : 100);
+  }
+}
+
 // A dataset whose dimensions promise far more than the file holds (declared, never written: the
 // file stays small) is refused naming it, instead of an attempt to allocate the promised size.
 TEST(ParserRegression, DatasetLongerThanTheFileIsRefused) {
