@@ -74,7 +74,8 @@ struct ProblemDefaults {
   int inner_steps = 10;     // T: inner steps per outer iteration
   std::string outer_optimizer = "sgd";  // one of OuterOptimizerNames()
   // When positive, alpha is this over lambda_max(H) at (x_0, y_0), estimated on the data when
-  // the run starts (InitialLambdaMax), to three significant digits; inner_lr is then unused.
+  // the run starts (InitialLambdaMax), to three significant digits; inner_lr is then only the
+  // fallback for an estimate that is not a positive number.
   // For problems whose curvature is the data's scale (l2reg: unnormalized features).
   double inner_lr_curvature = 0;
 };

@@ -32,6 +32,7 @@ namespace {
 
 constexpr int kUsageExit = 2;
 constexpr int kErrorExit = 1;
+
 // Set by SIGTERM or SIGUSR1 (what Slurm sends before a time limit): checkpoint and stop.
 volatile std::sig_atomic_t stop_requested = 0;
 // This process's rank, for the fatal-signal message.

@@ -43,6 +43,12 @@ std::string Str(T value) {
   return s.str();
 }
 
+// alpha, and how it was found when the problem estimated it.
+std::string InnerStep(const SolverOptions& options) {
+  if (options.inner_lr_origin.empty()) return Str(options.inner_lr);
+  return Str(options.inner_lr) + " (" + options.inner_lr_origin + ")";
+}
+
 // Why rank 0 stops the run, sent to every rank with x.
 enum StopCode {
   kContinue = 0,
@@ -93,9 +99,7 @@ std::vector<std::pair<std::string, std::string>> Header(const Problem& problem,
                                                    : Str(options.outer_iters)},
                                {"inner_steps", Str(options.inner_steps)},
                                {"hessian_steps", Str(options.hessian_steps)},
-                               {"inner_lr", Str(options.inner_lr) + (options.inner_lr_origin.empty()
-                                                                  ? std::string()
-                                                                  : " (" + options.inner_lr_origin + ")")},
+                               {"inner_lr", InnerStep(options)},
                                {"outer_lr", Str(options.outer_lr)},
                                {"eta", algorithm.UsesEta() ? Str(algorithm.eta()) +
                                                                  (options.eta_auto ? " (auto)" : "")
