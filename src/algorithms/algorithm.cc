@@ -152,11 +152,21 @@ double SlicedHessian::Product(double* whole_data, ConstVecRef v, VecRef out, boo
   return result;
 }
 
-double Algorithm::EstimateLambdaMax(ConstVecRef x, int iterations) {
-  DistributedHessian hessian{&oracles(), &comm(), x, y_, &full_inner_};
-  InnerHeld held(oracles().problem());
+namespace {
+
+// lambda_max(H(x, y)) on `batch` by `iterations` power iterations, y held: collective.
+double LambdaMaxAt(Oracles& oracles, Communicator& comm, ConstVecRef x, ConstVecRef y,
+                   const MiniBatch& batch, int iterations) {
+  DistributedHessian hessian{&oracles, &comm, x, y, &batch};
+  InnerHeld held(oracles.problem());
   Vec v, hv;
-  return LargestEigenvalue(hessian, q_, iterations, &v, &hv);
+  return LargestEigenvalue(hessian, y.size(), iterations, &v, &hv);
+}
+
+}  // namespace
+
+double Algorithm::EstimateLambdaMax(ConstVecRef x, int iterations) {
+  return LambdaMaxAt(oracles(), comm(), x, y_, full_inner_, iterations);
 }
 
 double InitialLambdaMax(Problem& problem, Communicator& comm, int iterations) {
@@ -166,10 +176,7 @@ double InitialLambdaMax(Problem& problem, Communicator& comm, int iterations) {
   Oracles oracles(&problem);
   MiniBatch full;
   Sampler(problem, 0).Full(Split::kInner, &full);
-  DistributedHessian hessian{&oracles, &comm, x, y, &full};
-  InnerHeld held(problem);
-  Vec v, hv;
-  return LargestEigenvalue(hessian, y.size(), iterations, &v, &hv);
+  return LambdaMaxAt(oracles, comm, x, y, full, iterations);
 }
 
 double RecommendedInnerStep(Problem& problem, Communicator& comm,
