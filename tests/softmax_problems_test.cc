@@ -14,6 +14,7 @@
 #include "io/dataset.h"
 #include "problems/hyperclean.h"
 #include "problems/l2reg.h"
+#include "problems/softmax_rows.h"
 #include "process_util.h"
 
 namespace bilevel {
@@ -22,13 +23,16 @@ namespace {
 using problems::HypercleanProblem;
 using problems::L2RegProblem;
 
-io::SplitShard DenseSplit(Index rows, Index d, int classes, std::mt19937* rng, bool corrupt) {
+// Each pixel is zero with probability `zeros` (MNIST: 0.81): at most 30 % nonzero, the rows are
+// packed (SoftmaxRows::kPackedDensity).
+io::SplitShard DenseSplit(Index rows, Index d, int classes, std::mt19937* rng, bool corrupt,
+                          double zeros = 0) {
   std::uniform_real_distribution<float> pixel(0.f, 1.f);
   std::uniform_int_distribution<int> label(0, classes - 1);
   io::SplitShard s;
   s.features.resize(rows, d);
   for (Index i = 0; i < rows; ++i)
-    for (Index j = 0; j < d; ++j) s.features(i, j) = pixel(*rng);
+    for (Index j = 0; j < d; ++j) s.features(i, j) = pixel(*rng) < zeros ? 0.f : pixel(*rng);
   for (Index i = 0; i < rows; ++i) s.labels.push_back(label(*rng));
   if (corrupt) {
     s.clean_labels = s.labels;
@@ -61,7 +65,8 @@ io::SplitShard SparseSplit(Index rows, Index d, int classes, std::mt19937* rng, 
   return s;
 }
 
-std::string MakeFile(const testing::ScratchDir& dir, bool sparse) {
+// `zeros`: the dense rows' fraction of zero pixels (0.8: packed rows).
+std::string MakeFile(const testing::ScratchDir& dir, bool sparse, double zeros = 0) {
   std::mt19937 rng(3);
   io::Dataset data = testing::GeneratedDataset(7, 4, sparse ? "csr" : "dense");
   if (sparse) {
@@ -70,11 +75,12 @@ std::string MakeFile(const testing::ScratchDir& dir, bool sparse) {
     data.test = SparseSplit(9, 7, 4, &rng);
   } else {
     data.attributes.corruption_rate = 0.33;
-    data.train = DenseSplit(23, 7, 4, &rng, true);
-    data.val = DenseSplit(11, 7, 4, &rng, false);
-    data.test = DenseSplit(9, 7, 4, &rng, false);
+    data.train = DenseSplit(23, 7, 4, &rng, true, zeros);
+    data.val = DenseSplit(11, 7, 4, &rng, false, zeros);
+    data.test = DenseSplit(9, 7, 4, &rng, false, zeros);
   }
-  const std::string path = dir.File(sparse ? "sparse.h5" : "dense.h5");
+  const std::string path =
+      dir.File(sparse ? "sparse.h5" : zeros > 0 ? "packed.h5" : "dense.h5");
   io::WriteDataset(path, data);
   return path;
 }
@@ -87,16 +93,92 @@ Vec RandomVec(Index n, int seed, double scale) {
   return v;
 }
 
-TEST(Hyperclean, OraclesMatchFiniteDifferences) {
+// The header's description of how rank 0 holds its training rows.
+std::string TrainRows(const Problem& problem) {
+  for (const auto& [key, value] : problem.Describe())
+    if (key == "train_rows") return value;
+  return "";
+}
+
+TEST(Hyperclean, OraclesMatchFiniteDifferencesOnDenseAndPackedRows) {
   testing::ScratchDir dir;
-  HypercleanProblem problem(MakeFile(dir, false), 0, 1);
-  EXPECT_EQ(problem.DimOuter(), 23);
-  EXPECT_EQ(problem.DimInner(), 8 * 4);  // a bias feature
-  CheckOptions o;
-  o.tolerance = 1e-6;
-  const OracleCheckReport report = CheckOracles(problem, RandomVec(23, 1, 1.0),
-                                                RandomVec(32, 2, 0.5), o);
-  EXPECT_TRUE(report.passed) << report.ToString();
+  for (const double zeros : {0.0, 0.8}) {
+    HypercleanProblem problem(MakeFile(dir, false, zeros), 0, 1);
+    EXPECT_EQ(TrainRows(problem), zeros > 0 ? "packed" : "dense");
+    EXPECT_EQ(problem.DimOuter(), 23);
+    EXPECT_EQ(problem.DimInner(), 8 * 4);  // a bias feature
+    CheckOptions o;
+    o.tolerance = 1e-6;
+    const OracleCheckReport report = CheckOracles(problem, RandomVec(23, 1, 1.0),
+                                                  RandomVec(32, 2, 0.5), o);
+    EXPECT_TRUE(report.passed) << "zeros " << zeros << "\n" << report.ToString();
+  }
+}
+
+// Dense rows kept packed give the dense kernels' logits and products: full batches (two
+// chunks of rows and a last partial one), minibatches with a row twice, a second weight
+// matrix (Hessian and Jacobian products), a diagonal term, known probabilities; for class
+// counts with compiled kernels (10) and without (4).
+TEST(SoftmaxRows, PackedRowsGiveTheDenseRowsProducts) {
+  using problems::MutableWeightMap;
+  using problems::RowMatrix;
+  using problems::SoftmaxRows;
+  using problems::WeightMap;
+  for (const int classes : {4, 10}) {
+    SCOPED_TRACE(::testing::Message() << "C = " << classes);
+    std::mt19937 rng(classes);
+    io::SplitShard shard = DenseSplit(150, 30, classes, &rng, false, 0.8);
+    shard.num_features = 30;
+    shard.num_classes = classes;
+    shard.num_rows = 150;
+    const SoftmaxRows packed(shard, true), dense(shard, true, /*pack_density=*/-1.0);
+    ASSERT_TRUE(packed.packed());
+    ASSERT_FALSE(dense.packed());
+    const Index dim = packed.dim(), q = dim * classes;
+    const Vec wv = RandomVec(q, 30, 0.5), vv = RandomVec(q, 31, 1.0), mv = RandomVec(q, 32, 1.0);
+    const WeightMap w(wv.data(), dim, classes), v(vv.data(), dim, classes);
+    const std::vector<Index> some = {7, 140, 7, 0, 99, 149};
+    auto near = [](const RowMatrix& a, const RowMatrix& b, const char* what) {
+      ASSERT_EQ(a.rows(), b.rows());
+      EXPECT_LE((a - b).norm(), 1e-13 * b.norm()) << what;
+    };
+    for (const Batch& batch : {Batch::Range(0, 150), Batch::List(some.data(), 6)}) {
+      SCOPED_TRACE(::testing::Message() << "batch of " << batch.size());
+      RowMatrix za, zb, ua, ub;
+      packed.Logits(batch, w, &za);
+      dense.Logits(batch, w, &zb);
+      near(za, zb, "Z");
+      packed.Logits(batch, w, v, &za, &ua);
+      dense.Logits(batch, w, v, &zb, &ub);
+      near(za, zb, "Z of (W, V)");
+      near(ua, ub, "U of (W, V)");
+      const SoftmaxRows::Diagonal diagonal{0.3, nullptr, mv.data()};
+      for (const bool with_v : {false, true}) {
+        Vec ga(q), gb(q);
+        auto pass = [&](const SoftmaxRows& rows, Vec* g) {
+          MutableWeightMap gm(g->data(), dim, classes);
+          rows.ProductPass(batch, w, with_v ? &v : nullptr, [&](Index, RowMatrix* z, RowMatrix* u) {
+            z->array() = z->array().tanh();
+            if (u) *z += 0.5 * *u;
+          }, &gm, &diagonal);
+        };
+        pass(packed, &ga);
+        pass(dense, &gb);
+        EXPECT_LE((ga - gb).norm(), 1e-13 * gb.norm()) << (with_v ? "with V" : "without V");
+      }
+    }
+    // Known probabilities, on the full batch.
+    const Batch all = Batch::Range(0, 150);
+    Vec ga(q), gb(q);
+    for (const SoftmaxRows* rows : {&packed, &dense}) {
+      Vec* g = rows == &packed ? &ga : &gb;
+      MutableWeightMap gm(g->data(), dim, classes);
+      const RowMatrix& probs = rows->FullProbabilities(w);
+      rows->ProductPass(all, w, &v, [&](Index, RowMatrix* z, RowMatrix* u) { *z -= *u; }, &gm,
+                        nullptr, &probs);
+    }
+    EXPECT_LE((ga - gb).norm(), 1e-13 * gb.norm()) << "known probabilities";
+  }
 }
 
 TEST(L2Reg, OraclesMatchFiniteDifferencesOnSparseAndDenseData) {
@@ -318,6 +400,7 @@ void ExpectCachedProbabilitiesFollowY(const std::string& path) {
 TEST(Hyperclean, CachedProbabilitiesFollowY) {
   testing::ScratchDir dir;
   ExpectCachedProbabilitiesFollowY<HypercleanProblem>(MakeFile(dir, false));
+  ExpectCachedProbabilitiesFollowY<HypercleanProblem>(MakeFile(dir, false, 0.8));
 }
 
 TEST(L2Reg, CachedProbabilitiesFollowY) {
@@ -416,6 +499,7 @@ void ExpectShardsAddUp(const std::string& path, Index p, Index q) {
 TEST(Hyperclean, ShardsAddUp) {
   testing::ScratchDir dir;
   ExpectShardsAddUp<HypercleanProblem>(MakeFile(dir, false), 23, 32);
+  ExpectShardsAddUp<HypercleanProblem>(MakeFile(dir, false, 0.8), 23, 32);
 }
 
 TEST(L2Reg, ShardsAddUp) {

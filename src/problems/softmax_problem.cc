@@ -64,6 +64,9 @@ std::vector<std::pair<std::string, std::string>> SoftmaxProblem::Describe() cons
   return {{"data", path_},
           {"features", std::to_string(train_.dim())},
           {"classes", std::to_string(train_.classes())},
+          // How rank 0 holds its training rows: "csr" (a sparse file), "packed" (dense rows,
+          // mostly zeros, kept as their nonzeros) or "dense".
+          {"train_rows", train_.csr() ? "csr" : train_.packed() ? "packed" : "dense"},
           {"test_samples", std::to_string(test_.global_rows())}};
 }
 

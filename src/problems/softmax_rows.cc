@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 
 #include "bilevel/problem.h"
 #include "problems/dense_products.h"
+#include "problems/with_classes.h"
 
 namespace bilevel::problems {
 
@@ -16,18 +18,6 @@ namespace {
 constexpr Index kChunk = 256;      // sparse rows per chunk of logits
 constexpr Index kDenseChunk = 64;  // dense rows per chunk of a product pass (200 KB of
                                    // MNIST rows: read from memory once, kept in L2 for A^T R)
-
-// The sparse kernels are compiled for the common class counts, so that a row of C doubles is
-// a few whole vector registers; kC = 0 is the generic version for any C.
-template <typename Kernel>
-void WithClasses(Index c, Kernel&& kernel) {
-  switch (c) {
-    case 2: return kernel(std::integral_constant<int, 2>());
-    case 10: return kernel(std::integral_constant<int, 10>());
-    case 20: return kernel(std::integral_constant<int, 20>());
-    default: return kernel(std::integral_constant<int, 0>());
-  }
-}
 
 // y[0..c) += a x[0..c): one row of W.
 template <int kC>
@@ -58,9 +48,18 @@ inline void Prefetch(const double* p, Index n) {
 
 }  // namespace
 
-SoftmaxRows::SoftmaxRows(io::SplitShard shard, bool bias)
+SoftmaxRows::SoftmaxRows(io::SplitShard shard, bool bias, double pack_density)
     : shard_(std::move(shard)), bias_(bias), dim_(shard_.num_features + (bias ? 1 : 0)) {
-  if (!shard_.csr) return;
+  if (!shard_.csr) {
+    const Index values = shard_.features.size();
+    const Index nonzeros = (shard_.features.array() != 0.0f).count();
+    if (values > 0 && nonzeros <= pack_density * static_cast<double>(values)) {
+      packed_rows_ = packed::Pack(shard_.features.data(), rows(), shard_.num_features);
+      packed_ = true;
+      shard_.features.resize(0, 0);
+    }
+    return;
+  }
   // CSC by a counting sort over the features; rows stay in increasing order within a column.
   const Index nnz = static_cast<Index>(shard_.indices.size());
   std::vector<std::int64_t> count(shard_.num_features + 1, 0);
@@ -85,6 +84,11 @@ SoftmaxRows::SoftmaxRows(io::SplitShard shard, bool bias)
 
 void SoftmaxRows::DenseRows(const Batch& batch) const {
   const Index n = batch.size(), d = shard_.num_features;
+  if (packed_) {
+    batch_rows_.resize(n);
+    for (Index i = 0; i < n; ++i) batch_rows_[i] = batch[i];
+    return;
+  }
   row_ptr_.resize(n);
   const float* base = shard_.features.data();
   for (Index i = 0; i < n; ++i) row_ptr_[i] = base + batch[i] * d;
@@ -93,7 +97,11 @@ void SoftmaxRows::DenseRows(const Batch& batch) const {
 void SoftmaxRows::DenseLogits(Index begin, Index end, const std::vector<double>& wt,
                               const WeightMap& w, double* z) const {
   const Index d = shard_.num_features, c = classes();
-  dense::Logits(row_ptr_.data() + begin, end - begin, d, wt.data(), dense::Padded(d), c, z);
+  if (packed_) {
+    packed::Logits(packed_rows_, batch_rows_.data() + begin, end - begin, w.data(), c, c, z);
+  } else {
+    dense::Logits(row_ptr_.data() + begin, end - begin, d, wt.data(), dense::Padded(d), c, z);
+  }
   if (bias_) MutableWeightMap(z, end - begin, c).rowwise() += w.row(d);
 }
 
@@ -148,6 +156,11 @@ void SoftmaxRows::SetDiagonal(const Diagonal* diagonal, MutableWeightMap* g) con
     return;
   }
   const Index c = classes();
+  if (!diagonal->row_scale) {
+    // One scaled copy of dim x C doubles (hyperclean's ridge term on every inner step).
+    *g = diagonal->factor * WeightMap(diagonal->m, dim_, c);
+    return;
+  }
   for (Index k = 0; k < dim_; ++k) DiagonalRow<0>(diagonal, k, c, g->data() + k * c);
 }
 
@@ -184,8 +197,8 @@ void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, RowMatrix* z) c
   if (FullSparse(batch)) return CscLogits(w, z);
   if (!shard_.csr) {
     DenseRows(batch);
-    Transposed(w, &wt_);
     z->resize(n, classes());
+    if (!packed_) Transposed(w, &wt_);
     return DenseLogits(0, n, wt_, w, z->data());
   }
   z->resize(n, classes());
@@ -204,8 +217,10 @@ void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, const WeightMap
   }
   const Index n = batch.size(), c = classes();
   DenseRows(batch);
-  Transposed(w, &wt_);
-  Transposed(v, &vt_);
+  if (!packed_) {
+    Transposed(w, &wt_);
+    Transposed(v, &vt_);
+  }
   z->resize(n, c);
   u->resize(n, c);
   for (Index begin = 0; begin < n; begin += kDenseChunk) {
@@ -294,13 +309,16 @@ void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const Weig
   }
   if (shard_.csr) return BatchColumnPass(batch, w, v, rows, g, diagonal, probs, touched_only);
   // Dense rows, a chunk at a time: the chunk's logits (and A V), the residuals, and its
-  // contribution to G^T, while its rows are in the cache; G^T is added to G at the end.
+  // contribution to G^T (packed rows: to G), while its rows are in the cache; G^T is added to
+  // G at the end.
   SetDiagonal(diagonal, g);
   const Index n = batch.size(), d = shard_.num_features, c = classes(), ld = dense::Padded(d);
   DenseRows(batch);
-  if (!probs) Transposed(w, &wt_);
-  if (v) Transposed(*v, &vt_);
-  gt_.assign(c * ld, 0.0);
+  if (!packed_) {
+    if (!probs) Transposed(w, &wt_);
+    if (v) Transposed(*v, &vt_);
+    gt_.assign(c * ld, 0.0);
+  }
   for (Index begin = 0; begin < n; begin += kDenseChunk) {
     const Index end = std::min(n, begin + kDenseChunk);
     if (probs) {
@@ -314,11 +332,17 @@ void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const Weig
       DenseLogits(begin, end, vt_, *v, u_chunk_.data());
     }
     rows(begin, &z_chunk_, v ? &u_chunk_ : nullptr);
-    dense::AddTransposeProduct(row_ptr_.data() + begin, end - begin, d, z_chunk_.data(), c,
-                               gt_.data(), ld);
+    if (packed_) {
+      // Scattered to G's rows in place (G is in the cache).
+      packed::AddProduct(packed_rows_, batch_rows_.data() + begin, end - begin, z_chunk_.data(),
+                         c, g->data(), c);
+    } else {
+      dense::AddTransposeProduct(row_ptr_.data() + begin, end - begin, d, z_chunk_.data(), c,
+                                 gt_.data(), ld);
+    }
     if (bias_) g->row(d) += z_chunk_.colwise().sum();
   }
-  dense::AddTransposed(gt_.data(), d, c, ld, g->data());
+  if (!packed_) dense::AddTransposed(gt_.data(), d, c, ld, g->data());
 }
 
 void SoftmaxRows::BatchColumns(const Batch& batch) const {
@@ -472,11 +496,25 @@ DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {
 void SoftmaxInPlace(RowMatrix* z, const SoftmaxRows& rows, const Batch& batch, Index first,
                     Vec* ce) {
   if (ce) ce->resize(z->rows());
+  const Index c = z->cols();
+  // Up to 16 classes, a row goes through Eigen's vectorized exp whole, padded with -inf (whose
+  // exp is 0), instead of leaving its last C mod 8 values to the scalar exp of libm; either
+  // way a row's result depends on the row alone.
+  using Padded = Eigen::Array<double, 16, 1>;
+  alignas(64) double buf[16];
   for (Index i = 0; i < z->rows(); ++i) {
     auto zi = z->row(i);
     const double top = zi.maxCoeff();
     const double shifted_label = zi[rows.label(batch[first + i])] - top;
-    zi.array() = (zi.array() - top).exp();
+    if (c <= 16) {
+      std::fill(buf + c, buf + 16, -std::numeric_limits<double>::infinity());
+      std::copy(zi.data(), zi.data() + c, buf);
+      Eigen::Map<Padded, Eigen::Aligned64> b(buf);
+      b = (b - top).exp();
+      std::copy(buf, buf + c, zi.data());
+    } else {
+      zi.array() = (zi.array() - top).exp();
+    }
     const double sum = zi.sum();
     if (ce) (*ce)[i] = std::log(sum) - shifted_label;  // log-sum-exp(z) - z_label
     zi /= sum;

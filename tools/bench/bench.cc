@@ -37,6 +37,7 @@
 #include "io/io_error.h"
 #include "problems/hyperclean.h"
 #include "problems/l2reg.h"
+#include "problems/softmax_rows.h"
 
 namespace bilevel::bench {
 namespace {
@@ -256,33 +257,49 @@ std::unique_ptr<Problem> MakeProblem(const ProblemSpec& spec, int rank, int rank
 
 // ---- 2. Oracles ------------------------------------------------------------------------------
 
-// How the batches of one split are stored, for the traffic model: dense, or CSR with its row
-// pointers (read here once).
+// How the batches of one split are stored, for the traffic model: dense, packed (dense rows
+// that are mostly zeros, kept as their nonzeros by SoftmaxRows, with the same rule) or CSR,
+// with the nonzeros of every row (read here once).
 class SplitStorage {
  public:
   SplitStorage(const std::string& path, const io::DatasetInfo& info, const std::string& split)
-      : csr_(info.csr()), dim_(info.attributes.num_features) {
-    if (csr_) indptr_ = io::ReadSplitShard(path, split, 0, info.ForSplit(split).rows).indptr;
+      : dim_(info.attributes.num_features) {
+    const io::SplitShard shard = io::ReadSplitShard(path, split, 0, info.ForSplit(split).rows);
+    if (shard.csr) {
+      kind_ = "csr";
+      for (Index i = 0; i < shard.size(); ++i)
+        nonzeros_.push_back(shard.indptr[i + 1] - shard.indptr[i]);
+      return;
+    }
+    std::int64_t total = 0;
+    for (Index i = 0; i < shard.size(); ++i) {
+      nonzeros_.push_back((shard.features.row(i).array() != 0.0f).count());
+      total += nonzeros_.back();
+    }
+    const double values = static_cast<double>(shard.features.size());
+    if (values > 0 && total <= problems::SoftmaxRows::kPackedDensity * values) kind_ = "packed";
   }
+
+  const std::string& kind() const { return kind_; }
 
   // `batch` holds global row indices (one rank holds every row).
   BatchData Of(const Batch& batch) const {
     BatchData d;
     d.rows = batch.size();
-    if (!csr_) {
+    if (kind_ == "dense") {
       d.feature_bytes = 4 * d.rows * dim_;
       return d;
     }
     std::int64_t nnz = 0;
-    for (Index k = 0; k < batch.size(); ++k) nnz += indptr_[batch[k] + 1] - indptr_[batch[k]];
+    for (Index k = 0; k < batch.size(); ++k) nnz += nonzeros_[batch[k]];
     d.feature_bytes = 8 * nnz + 8 * d.rows;
     return d;
   }
 
  private:
-  bool csr_;
+  std::string kind_ = "dense";
   Index dim_;
-  std::vector<std::int64_t> indptr_;
+  std::vector<std::int64_t> nonzeros_;
 };
 
 Vec RandomVec(Index n, double scale, std::mt19937_64* rng) {
@@ -358,6 +375,7 @@ void BenchOracles(const ProblemSpec& spec, Problem& problem, const BenchOptions&
       r.SetString("dataset", io::BaseName(spec.path));
       r.SetString("oracle", OracleName(oracle));
       r.SetString("split", on_val ? "val" : "train");
+      r.SetString("rows", (on_val ? val : train).kind());
       r.SetString("batch", batch.full() ? "full" : "minibatch");
       r.SetInt("batch_size", batch.global_size());
       r.SetInt("calls", calls);
@@ -374,12 +392,13 @@ void PrintOracles(const std::vector<MetricsRecord>& rows) {
   std::printf(
       "\nOracles on 1 rank: median time per call; MB = the least bytes the call must move "
       "(tools/bench/oracle_traffic.h)\n");
-  std::printf("%-11s %-12s %-5s %7s %7s %11s %10s %8s %9s\n", "problem", "oracle", "split",
-              "batch", "calls", "ms/call", "MB", "GB/s", "of STREAM");
+  std::printf("%-11s %-12s %-5s %-6s %7s %7s %11s %10s %8s %9s\n", "problem", "oracle",
+              "split", "rows", "batch", "calls", "ms/call", "MB", "GB/s", "of STREAM");
   for (const MetricsRecord& r : rows)
-    std::printf("%-11s %-12s %-5s %7lld %7lld %11.4f %10.3f %8.2f %8.0f%%\n",
+    std::printf("%-11s %-12s %-5s %-6s %7lld %7lld %11.4f %10.3f %8.2f %8.0f%%\n",
                 r.String("problem").c_str(), r.String("oracle").c_str(),
-                r.String("split").c_str(), static_cast<long long>(r.Number("batch_size")),
+                r.String("split").c_str(), r.String("rows").c_str(),
+                static_cast<long long>(r.Number("batch_size")),
                 static_cast<long long>(r.Number("calls")), 1e3 * r.Number("median_s"),
                 r.Number("min_bytes") / 1e6, r.Number("gb_per_s"),
                 100 * r.Number("stream_fraction"));

@@ -2,6 +2,7 @@
 // the call cannot avoid moving between memory and the core, each item once.
 //
 //   feature rows of the batch, as stored:  dense  rows x d x 4 bytes (float32, no bias column)
+//                                          packed (dense rows mostly zeros, SoftmaxRows) and
 //                                          CSR    nnz x (4 + 4) bytes (index, value)
 //                                                 + rows x 8 bytes (row pointers)
 //   labels of the batch:                   rows x 4 bytes (int32), when the oracle needs them
