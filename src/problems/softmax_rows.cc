@@ -493,30 +493,43 @@ DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {
   return b;
 }
 
+namespace {
+
+// p[0..n) = exp(p[0..n)), every value through Eigen's vectorized exp (the last partial packet
+// from a padded copy): each result depends on its value alone, not on where it lies.
+void ExpInPlace(double* p, Index n) {
+  using Packet = Eigen::internal::packet_traits<double>::type;
+  constexpr Index kSize = Eigen::internal::packet_traits<double>::size;
+  Index i = 0;
+  for (; i + kSize <= n; i += kSize)
+    Eigen::internal::pstoreu(p + i, Eigen::internal::pexp(Eigen::internal::ploadu<Packet>(p + i)));
+  if (i < n) {
+    double tail[kSize] = {};
+    std::copy(p + i, p + n, tail);
+    Eigen::internal::pstoreu(tail, Eigen::internal::pexp(Eigen::internal::ploadu<Packet>(tail)));
+    std::copy(tail, tail + (n - i), p + i);
+  }
+}
+
+}  // namespace
+
 void SoftmaxInPlace(RowMatrix* z, const SoftmaxRows& rows, const Batch& batch, Index first,
                     Vec* ce) {
-  if (ce) ce->resize(z->rows());
-  const Index c = z->cols();
-  // Up to 16 classes, a row goes through Eigen's vectorized exp whole, padded with -inf (whose
-  // exp is 0), instead of leaving its last C mod 8 values to the scalar exp of libm; either
-  // way a row's result depends on the row alone.
-  using Padded = Eigen::Array<double, 16, 1>;
-  alignas(64) double buf[16];
-  for (Index i = 0; i < z->rows(); ++i) {
+  const Index n = z->rows();
+  if (ce) ce->resize(n);
+  // Three sweeps over the rows (in the cache): shift each row by its largest value, exp of
+  // the whole block at once, normalize. The cross-entropy log-sum-exp(z) - z_label is
+  // log(sum) - (z_label - top): its second term is kept before the exp.
+  for (Index i = 0; i < n; ++i) {
     auto zi = z->row(i);
-    const double top = zi.maxCoeff();
-    const double shifted_label = zi[rows.label(batch[first + i])] - top;
-    if (c <= 16) {
-      std::fill(buf + c, buf + 16, -std::numeric_limits<double>::infinity());
-      std::copy(zi.data(), zi.data() + c, buf);
-      Eigen::Map<Padded, Eigen::Aligned64> b(buf);
-      b = (b - top).exp();
-      std::copy(buf, buf + c, zi.data());
-    } else {
-      zi.array() = (zi.array() - top).exp();
-    }
+    zi.array() -= zi.maxCoeff();
+    if (ce) (*ce)[i] = -zi[rows.label(batch[first + i])];
+  }
+  ExpInPlace(z->data(), z->size());
+  for (Index i = 0; i < n; ++i) {
+    auto zi = z->row(i);
     const double sum = zi.sum();
-    if (ce) (*ce)[i] = std::log(sum) - shifted_label;  // log-sum-exp(z) - z_label
+    if (ce) (*ce)[i] += std::log(sum);
     zi /= sum;
   }
 }
