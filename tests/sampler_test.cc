@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <utility>
 
 #include "bilevel/problems/quadratic.h"
 
@@ -34,8 +35,8 @@ TEST(BlockShard, CoversEverySampleOnceWithBalancedBlocks) {
   }
 }
 
-TEST(Sampler, RanksTogetherSeeTheSameGlobalBatch) {
-  const Index n = 103, b = 17;
+void ExpectSameGlobalBatch(Index n, Index b) {
+  SCOPED_TRACE(::testing::Message() << "n = " << n << ", b = " << b);
   const int ranks = 3;
   QuadraticProblem whole(Opts(n), 0, 1);
   Sampler reference(whole, 42);
@@ -68,6 +69,13 @@ TEST(Sampler, RanksTogetherSeeTheSameGlobalBatch) {
     }
     EXPECT_EQ(seen, expected);
   }
+}
+
+// Also in increasing order on every rank, whether the batch is sorted by a bit scan (large
+// against the shard: 17 of 103) or by a comparison sort (3 of 2000).
+TEST(Sampler, RanksTogetherSeeTheSameGlobalBatch) {
+  for (const auto& [n, b] : {std::pair<Index, Index>{103, 17}, std::pair<Index, Index>{2000, 3}})
+    ExpectSameGlobalBatch(n, b);
 }
 
 TEST(Sampler, DrawsAreUniform) {

@@ -61,6 +61,7 @@ class Sampler {
   Shard shard_[2];
   std::vector<Index> perm_[2];  // the identity between draws
   std::vector<Index> chosen_;
+  std::vector<std::uint64_t> seen_;  // a bit per local row: sorting a large batch by a scan
 };
 
 }  // namespace bilevel

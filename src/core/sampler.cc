@@ -60,7 +60,21 @@ void Sampler::Draw(Split split, Index size, MiniBatch* out) {
     if (perm[i] >= own.begin && perm[i] < own.end) out->local_.push_back(perm[i] - own.begin);
   }
   for (Index i = size - 1; i >= 0; --i) std::swap(perm[i], perm[chosen_[i]]);
-  std::sort(out->local_.begin(), out->local_.end());
+  // In increasing order (the rows are read in memory order). The indices are distinct: a
+  // batch that is large against the shard is sorted by setting a bit per row and reading the
+  // bits back, a small one by a comparison sort.
+  std::vector<Index>& local = out->local_;
+  const Index words = (own.end - own.begin + 63) / 64;
+  if (words > 4 * static_cast<Index>(local.size())) {
+    std::sort(local.begin(), local.end());
+    return;
+  }
+  seen_.assign(words, 0);
+  for (const Index i : local) seen_[i >> 6] |= std::uint64_t{1} << (i & 63);
+  local.clear();
+  for (Index w = 0; w < words; ++w)
+    for (std::uint64_t bits = seen_[w]; bits != 0; bits &= bits - 1)
+      local.push_back(w * 64 + __builtin_ctzll(bits));
 }
 
 Index Sampler::UniformIndex(Index n) {
