@@ -3,8 +3,9 @@
 // rank order 0, 1, ..., P-1, the same bits on every rank, for sizes around the threshold and
 // not divisible by P, growing and shrinking; below the threshold, and for every size with
 // BILEVEL_SHM_ALLREDUCE=0 (MPI_Allreduce), the sums must be right to a relative 1e-12. The
-// same for ReduceScatterSum (this rank's slice) and AllgatherSlices, with the caller's storage
-// or the communicator's (NextBuffer), interleaved with allreduces.
+// same for ReduceScatterSum (this rank's slice, in place or handed over in pieces) and
+// AllgatherSlices, with the caller's storage or the communicator's (NextBuffer), interleaved
+// with allreduces.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -178,6 +179,31 @@ void CheckSlices(comm::MpiCommunicator& comm, const std::vector<Index>& sizes) {
       EXPECT_EQ(InexactSums(got, slice_ref), 0) << where;
     } else {
       EXPECT_EQ(BitwiseMismatches(got, slice_ref.sum), 0) << where;
+    }
+
+    // The same sums handed over in pieces (ReduceScatterSum with a consumer): in order,
+    // covering the slice, the same bits as in place.
+    double* u = c % 2 ? comm.NextBuffer(n) : nullptr;
+    std::vector<double> u_storage;
+    if (!u) {
+      u_storage = mine;
+      u = u_storage.data();
+    } else {
+      std::copy(mine.begin(), mine.end(), u);
+    }
+    std::vector<double> pieces;
+    Index next_lo = s.lo;
+    comm.ReduceScatterSum(u, n, [&](Index lo, const double* sums, Index m) {
+      EXPECT_EQ(lo, next_lo) << where;
+      next_lo = lo + m;
+      pieces.insert(pieces.end(), sums, sums + m);
+    });
+    EXPECT_EQ(next_lo, s.hi) << where;
+    EXPECT_EQ(comm.stats().reduce_scatter_calls, before.reduce_scatter_calls + 2);
+    if (!exact) {
+      EXPECT_EQ(InexactSums(pieces, slice_ref), 0) << where << " (pieces)";
+    } else {
+      EXPECT_EQ(BitwiseMismatches(pieces, got), 0) << where << " (pieces)";
     }
 
     // Allgather: every slice from its owner, in the caller's storage or in the next buffer.

@@ -5,6 +5,7 @@
 #define BILEVEL_COMMUNICATOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "bilevel/types.h"
@@ -59,6 +60,15 @@ class Communicator {
   Slice MySlice(Index n) const { return SliceOf(n, rank()); }
   void ReduceScatterSum(double* data, Index n);
   void ReduceScatterSum(VecRef v) { ReduceScatterSum(v.data(), v.size()); }
+  // ReduceScatterSum that hands this rank's slice of the sums to `use` instead of writing it
+  // to `data`: use(lo, sums, m) receives the sums of entries [lo, lo + m), for consecutive
+  // pieces that cover the slice in order (where the sums are made a cache-sized block at a
+  // time, each block while it is in the cache), so that a caller that only reads the sums
+  // (a step, a scaled copy) saves their write and read. `data`'s slice is then unspecified;
+  // `use` may write the entries of `data` of the piece it is given. Counted as a
+  // reduce-scatter.
+  using SumPieces = std::function<void(Index lo, const double* sums, Index m)>;
+  void ReduceScatterSum(double* data, Index n, const SumPieces& use);
   void AllgatherSlices(double* data, Index n);
   void AllgatherSlices(VecRef v) { AllgatherSlices(v.data(), v.size()); }
   // Pieces of different lengths: `all` receives every rank's n doubles from `data`, in rank
@@ -92,6 +102,12 @@ class Communicator {
   virtual void DoReduceSum(double* data, Index n, int root) = 0;
   virtual void DoBroadcast(double* data, Index n, int root) = 0;
   virtual void DoReduceScatterSum(double* data, Index n) = 0;
+  // The default: DoReduceScatterSum, then the whole slice as one piece.
+  virtual void DoReduceScatterSum(double* data, Index n, const SumPieces& use) {
+    DoReduceScatterSum(data, n);
+    const Slice s = MySlice(n);
+    use(s.lo, data + s.lo, s.size());
+  }
   virtual void DoAllgatherSlices(double* data, Index n) = 0;
   virtual void DoAllgatherPieces(const double* data, Index n, std::vector<double>* all,
                                  std::vector<Index>* counts) = 0;
@@ -119,6 +135,7 @@ class SerialCommunicator : public Communicator {
   void DoAllreduceSum(double*, Index) override {}
   void DoReduceSum(double*, Index, int) override {}
   void DoBroadcast(double*, Index, int) override {}
+  using Communicator::DoReduceScatterSum;
   void DoReduceScatterSum(double*, Index) override {}
   void DoAllgatherSlices(double*, Index) override {}
   void DoAllgatherPieces(const double* data, Index n, std::vector<double>* all,

@@ -75,6 +75,7 @@ class MpiCommunicator : public Communicator {
   void DoReduceSum(double* data, Index n, int root) override;
   void DoBroadcast(double* data, Index n, int root) override;
   void DoReduceScatterSum(double* data, Index n) override;
+  void DoReduceScatterSum(double* data, Index n, const SumPieces& use) override;
   void DoAllgatherSlices(double* data, Index n) override;
   void DoAllgatherPieces(const double* data, Index n, std::vector<double>* all,
                          std::vector<Index>* counts) override;
@@ -88,8 +89,9 @@ class MpiCommunicator : public Communicator {
   // every rank, at the first one of kSharedMinDoubles or more).
   bool UseShared(Index n);
   // The collectives through the shared-memory window (mpi_communicator.cc): `gather` false is
-  // a reduce-scatter, true an allreduce.
-  void SharedSum(double* data, Index n, bool gather);
+  // a reduce-scatter, true an allreduce; `use` (a reduce-scatter only): the slice's sums go to
+  // it, a block at a time, instead of into `data`.
+  void SharedSum(double* data, Index n, bool gather, const SumPieces* use = nullptr);
   void SharedAllgather(double* data, Index n);
   std::unique_ptr<Handle> handle_;
   int rank_ = 0;

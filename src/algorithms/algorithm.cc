@@ -68,22 +68,24 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
       Problem& problem = oracles().problem();
       const bool diagonal = problem.HasSampleDiagonal();
       const double scale = oracles().GradYGSum(x, yt, *batch, g, diagonal);
-      comm().ReduceScatterSum(g.data(), q_);
-      const Slice s = comm().MySlice(q_);
-      auto gs = g.segment(s.lo, s.size());
       double* next = comm().NextSharedVector(q_);
       double* whole = next ? next : y_.data();
-      const Eigen::Map<const Vec> ys(y + s.lo, s.size());
-      Eigen::Map<Vec> out(whole + s.lo, s.size());
-      if (diagonal && block_diagonal_.Set(problem, x)) {
-        block_diagonal_.Step(s.lo, s.size(), alpha, scale, gs.data(), ys.data(), out.data());
-      } else if (diagonal) {
-        gs *= scale;
-        problem.AddSampleDiagonal(x, s.lo, ys, gs);
-        out = ys - alpha * gs;
-      } else {
-        out = ys - (alpha * scale) * gs;
-      }
+      const bool blocks = diagonal && block_diagonal_.Set(problem, x);
+      // The step of each piece of this rank's slice, as the reduce-scatter sums it.
+      comm().ReduceScatterSum(g.data(), q_, [&](Index lo, const double* sums, Index m) {
+        const Eigen::Map<const Vec> ys(y + lo, m), gs(sums, m);
+        Eigen::Map<Vec> out(whole + lo, m);
+        if (blocks) {
+          block_diagonal_.Step(lo, m, alpha, scale, sums, ys.data(), out.data());
+        } else if (diagonal) {
+          Eigen::Map<Vec> scaled(g.data() + lo, m);  // the piece's entries of g: free
+          scaled = scale * gs;
+          problem.AddSampleDiagonal(x, lo, ys, scaled);
+          out = ys - alpha * scaled;
+        } else {
+          out = ys - (alpha * scale) * gs;
+        }
+      });
       comm().AllgatherSlices(whole, q_);
       y = whole;
     } else {
@@ -133,22 +135,25 @@ double SlicedHessian::Product(double* whole_data, ConstVecRef v, VecRef out, boo
   Problem& problem = oracles_->problem();
   const bool diagonal = problem.HasSampleDiagonal();
   const double scale = oracles_->HessianVecSum(x_, y_, whole, *batch_, product, diagonal);
-  comm_->ReduceScatterSum(product.data(), q);
-  const double* sum = product.data() + slice_.lo;
-  // Chunks of 2048 doubles: out's chunk is still in L1 when the dot product reads it.
+  // out = the slice of the sums scaled, plus the diagonal term, as the reduce-scatter sums each
+  // piece, in chunks of 2048 doubles from the piece's start (the shared-memory reduce-scatter's
+  // pieces are 2048 doubles, the others' the whole slice: the same chunks either way): out's
+  // chunk is still in L1 when the dot product reads it.
   constexpr Index kChunk = 2048;
   double result = 0;
-  for (Index lo = 0; lo < slice_.size(); lo += kChunk) {
-    const Index n = std::min(kChunk, slice_.size() - lo);
-    auto chunk = out.segment(lo, n);
-    if (blocks_) {
-      blocks_->ScaledPlus(slice_.lo + lo, n, scale, sum + lo, v.data() + lo, chunk.data());
-    } else {
-      chunk = scale * Eigen::Map<const Vec>(sum + lo, n);
-      if (diagonal) problem.AddSampleDiagonal(x_, slice_.lo + lo, v.segment(lo, n), chunk);
+  comm_->ReduceScatterSum(product.data(), q, [&](Index piece_lo, const double* sums, Index m) {
+    for (Index at = 0; at < m; at += kChunk) {
+      const Index lo = piece_lo - slice_.lo + at, n = std::min(kChunk, m - at);
+      auto chunk = out.segment(lo, n);
+      if (blocks_) {
+        blocks_->ScaledPlus(slice_.lo + lo, n, scale, sums + at, v.data() + lo, chunk.data());
+      } else {
+        chunk = scale * Eigen::Map<const Vec>(sums + at, n);
+        if (diagonal) problem.AddSampleDiagonal(x_, slice_.lo + lo, v.segment(lo, n), chunk);
+      }
+      if (dot) result += internal::Dot8(v.data() + lo, chunk.data(), n);
     }
-    if (dot) result += internal::Dot8(v.data() + lo, chunk.data(), n);
-  }
+  });
   return result;
 }
 

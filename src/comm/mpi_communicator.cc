@@ -277,6 +277,11 @@ void MpiCommunicator::DoReduceScatterSum(double* data, Index n) {
   std::copy(sum.begin(), sum.end(), data + mine.lo);
 }
 
+void MpiCommunicator::DoReduceScatterSum(double* data, Index n, const SumPieces& use) {
+  if (size_ > 1 && UseShared(n)) return SharedSum(data, n, /*gather=*/false, &use);
+  Communicator::DoReduceScatterSum(data, n, use);
+}
+
 void MpiCommunicator::DoAllgatherSlices(double* data, Index n) {
   if (size_ == 1) return;
   if (data != nullptr && data == handle_->shared_current) {
@@ -339,11 +344,12 @@ double* MpiCommunicator::DoNextSharedVector(Index n) {
 // MPI_Barrier, MPI_Win_sync: the MPI-3 pattern for load/store access to a shared window):
 //  1. r copies its vector into its region, except its own slice, which no other rank reads;
 //  2. r sums its slice over the ranks' vectors in rank order 0, 1, ..., P-1 (its own term read
-//     from `data`) into `data`, and for an allreduce also into its region;
+//     from `data`) into `data` (or, a block at a time, to the caller's `use`), and for an
+//     allreduce also into its region;
 //  3. (allreduce) r copies every other rank q's result slice from q's region into `data`.
 // Each element is summed by one rank in a fixed order, so the result is bitwise the same on
 // every rank and in every run with the same number of ranks.
-void MpiCommunicator::SharedSum(double* data, Index n, bool gather) {
+void MpiCommunicator::SharedSum(double* data, Index n, bool gather, const SumPieces* use) {
   Handle& h = *handle_;
   const Index offset = h.NextRegion(n, size_);
   double* mine = h.segments[rank_] + offset;
@@ -363,6 +369,10 @@ void MpiCommunicator::SharedSum(double* data, Index n, bool gather) {
     const Index m = std::min(kSumBlock, own.hi - b);
     Add(terms[0] + b, terms[1] + b, block, m);
     for (int q = 2; q < size_; ++q) AddTo(block, terms[q] + b, m);
+    if (use) {
+      (*use)(b, block, m);
+      continue;
+    }
     std::memcpy(data + b, block, m * sizeof(double));
     if (gather && data != mine) std::memcpy(mine + b, block, m * sizeof(double));
   }

@@ -35,6 +35,12 @@ void Communicator::ReduceScatterSum(double* data, Index n) {
   DoReduceScatterSum(data, n);
 }
 
+void Communicator::ReduceScatterSum(double* data, Index n, const SumPieces& use) {
+  ++stats_.reduce_scatter_calls;
+  stats_.reduce_scatter_bytes += n * static_cast<Index>(sizeof(double));
+  DoReduceScatterSum(data, n, use);
+}
+
 void Communicator::AllgatherSlices(double* data, Index n) {
   ++stats_.allgather_calls;
   stats_.allgather_bytes += n * static_cast<Index>(sizeof(double));
