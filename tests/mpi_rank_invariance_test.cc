@@ -236,8 +236,10 @@ TEST(RankInvariance, HypercleanOnPackedRows) {
     const SolverOptions o = ClassifierRun(name, /*outer_lr=*/10, /*eta=*/0.05);
     ExpectTheSameOnAnyRanks(o, /*sliced_min=*/0, [&](int rank, int ranks) {
       auto problem = std::make_unique<problems::HypercleanProblem>(file, rank, ranks);
+      std::string rows;
       for (const auto& [key, value] : problem->Describe())
-        if (key == "train_rows") EXPECT_EQ(value, "packed");
+        if (key == "train_rows") rows = value;
+      EXPECT_EQ(rows, "packed");
       return problem;
     }, 1e-3, 1e-2, /*blocks=*/false, /*tol=*/name == "aid-cg" ? 1e-8 : 1e-10);
   }

@@ -72,7 +72,8 @@ void ExpectSameGlobalBatch(Index n, Index b) {
 }
 
 // Also in increasing order on every rank, whether the batch is sorted by a bit scan (large
-// against the shard: 17 of 103) or by a comparison sort (3 of 2000).
+// against the shard: 17 of 103) or by a comparison sort (3 of 2000, on every rank that holds
+// fewer than all three).
 TEST(Sampler, RanksTogetherSeeTheSameGlobalBatch) {
   for (const auto& [n, b] : {std::pair<Index, Index>{103, 17}, std::pair<Index, Index>{2000, 3}})
     ExpectSameGlobalBatch(n, b);

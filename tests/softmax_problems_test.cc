@@ -499,7 +499,11 @@ void ExpectShardsAddUp(const std::string& path, Index p, Index q) {
 TEST(Hyperclean, ShardsAddUp) {
   testing::ScratchDir dir;
   ExpectShardsAddUp<HypercleanProblem>(MakeFile(dir, false), 23, 32);
-  ExpectShardsAddUp<HypercleanProblem>(MakeFile(dir, false, 0.8), 23, 32);
+  const std::string packed = MakeFile(dir, false, 0.8);
+  ExpectShardsAddUp<HypercleanProblem>(packed, 23, 32);
+  // Every rank keeps its rows packed: the decision follows the split, not the shard.
+  for (int rank = 0; rank < 3; ++rank)
+    EXPECT_EQ(TrainRows(HypercleanProblem(packed, rank, 3)), "packed") << "rank " << rank;
 }
 
 TEST(L2Reg, ShardsAddUp) {

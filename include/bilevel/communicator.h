@@ -5,7 +5,7 @@
 #define BILEVEL_COMMUNICATOR_H_
 
 #include <cstdint>
-#include <functional>
+#include <type_traits>
 #include <vector>
 
 #include "bilevel/types.h"
@@ -62,12 +62,29 @@ class Communicator {
   void ReduceScatterSum(VecRef v) { ReduceScatterSum(v.data(), v.size()); }
   // ReduceScatterSum that hands this rank's slice of the sums to `use` instead of writing it
   // to `data`: use(lo, sums, m) receives the sums of entries [lo, lo + m), for consecutive
-  // pieces that cover the slice in order (where the sums are made a cache-sized block at a
-  // time, each block while it is in the cache), so that a caller that only reads the sums
-  // (a step, a scaled copy) saves their write and read. `data`'s slice is then unspecified;
-  // `use` may write the entries of `data` of the piece it is given. Counted as a
-  // reduce-scatter.
-  using SumPieces = std::function<void(Index lo, const double* sums, Index m)>;
+  // pieces that cover the slice in order (kSumPiece doubles each where the sums are made a
+  // block at a time, each block while it is in the cache; else the whole slice), so that a
+  // caller that only reads the sums (a step, a scaled copy) saves their write and read.
+  // `data`'s slice is then unspecified; `use` may write the entries of `data` of the piece it
+  // is given, and must not call the communicator (`sums` may lie in its scratch). Counted as
+  // a reduce-scatter.
+  static constexpr Index kSumPiece = 2048;
+  // A reference to the caller's callable, valid for the call it is passed to: no copy, no
+  // allocation (a std::function of a lambda that captures more than two references allocates).
+  class SumPieces {
+   public:
+    template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, SumPieces>>>
+    SumPieces(F&& f)  // NOLINT: converts from any callable, like std::function
+        : callable_(const_cast<void*>(static_cast<const void*>(&f))),
+          call_([](void* c, Index lo, const double* sums, Index m) {
+            (*static_cast<std::remove_reference_t<F>*>(c))(lo, sums, m);
+          }) {}
+    void operator()(Index lo, const double* sums, Index m) const { call_(callable_, lo, sums, m); }
+
+   private:
+    void* callable_;
+    void (*call_)(void*, Index, const double*, Index);
+  };
   void ReduceScatterSum(double* data, Index n, const SumPieces& use);
   void AllgatherSlices(double* data, Index n);
   void AllgatherSlices(VecRef v) { AllgatherSlices(v.data(), v.size()); }

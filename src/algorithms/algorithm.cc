@@ -137,9 +137,10 @@ double SlicedHessian::Product(double* whole_data, ConstVecRef v, VecRef out, boo
   const double scale = oracles_->HessianVecSum(x_, y_, whole, *batch_, product, diagonal);
   // out = the slice of the sums scaled, plus the diagonal term, as the reduce-scatter sums each
   // piece, in chunks of 2048 doubles from the piece's start (the shared-memory reduce-scatter's
-  // pieces are 2048 doubles, the others' the whole slice: the same chunks either way): out's
-  // chunk is still in L1 when the dot product reads it.
+  // pieces are kSumPiece doubles, the others' the whole slice: the same chunks either way, and
+  // so the same dot product): out's chunk is still in L1 when the dot product reads it.
   constexpr Index kChunk = 2048;
+  static_assert(Communicator::kSumPiece % kChunk == 0, "pieces must be whole chunks");
   double result = 0;
   comm_->ReduceScatterSum(product.data(), q, [&](Index piece_lo, const double* sums, Index m) {
     for (Index at = 0; at < m; at += kChunk) {

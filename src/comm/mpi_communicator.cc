@@ -35,7 +35,7 @@ void AddTo(double* __restrict acc, const double* __restrict a, Index m) {
 
 // The slice sum works on blocks of this many doubles (16 KiB), which stay in the L1 cache
 // while the terms of ranks 2, 3, ... are added to them.
-constexpr Index kSumBlock = 2048;  // Handle::sum_block's size
+constexpr Index kSumBlock = Communicator::kSumPiece;  // Handle::sum_block's size
 
 }  // namespace
 

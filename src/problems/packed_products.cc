@@ -31,7 +31,8 @@ inline void Store(double* p, V v) {
 }
 
 // kC doubles held in registers (GCC/Clang vector extensions): whole groups of 8, then 4, 2, 1,
-// so that C = 10 is one AVX-512 register and a pair; kC = 0 is kMaxBlock scalars, n of them used.
+// so that C = 10 is one AVX-512 register and a pair (kC > 0; other C go through the scalar
+// versions below).
 template <int kC>
 struct Lanes {
   static constexpr int k8 = kC / 8, k4 = kC % 8 / 4, k2 = kC % 4 / 2, k1 = kC % 2;
@@ -157,9 +158,11 @@ constexpr Index kPrefetchRows = 2;
 
 }  // namespace
 
-PackedRows Pack(const float* x, Index n, Index d) {
+PackedRows Pack(const float* x, Index n, Index d, Index nonzeros) {
   PackedRows p;
   p.ptr.reserve(n + 1);
+  p.index.reserve(nonzeros);
+  p.value.reserve(nonzeros);
   p.ptr.push_back(0);
   for (Index i = 0; i < n; ++i) {
     const float* xi = x + i * d;

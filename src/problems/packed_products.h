@@ -10,7 +10,8 @@
 //   rows gathered from the cache;
 // - AddProduct: G[k, :] += x_ik r_i for each entry, a scatter into G (in the cache).
 // Each z_i is a sum in an order fixed by the row alone, and G's sums follow the rows given in
-// their order: a run is reproducible bit for bit.
+// their order: a run is reproducible bit for bit. Zeros are not multiplied: an inf or NaN in W
+// reaches only the rows with an entry of its feature (dense rows: 0 x inf = NaN in all).
 #ifndef BILEVEL_SRC_PROBLEMS_PACKED_PRODUCTS_H_
 #define BILEVEL_SRC_PROBLEMS_PACKED_PRODUCTS_H_
 
@@ -31,8 +32,8 @@ struct PackedRows {
   Index nonzeros() const { return static_cast<Index>(index.size()); }
 };
 
-// Packs the n rows of d floats at x (row-major).
-PackedRows Pack(const float* x, Index n, Index d);
+// Packs the n rows of d floats at x (row-major); `nonzeros`, if known, sizes the storage once.
+PackedRows Pack(const float* x, Index n, Index d, Index nonzeros = 0);
 
 // z (n x c, row-major) = X W over rows[0..n) of x (local row numbers); W's row k (k < d: the
 // bias is the caller's) is c doubles at w + k * ldw.

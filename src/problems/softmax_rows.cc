@@ -17,7 +17,8 @@ namespace {
 
 constexpr Index kChunk = 256;      // sparse rows per chunk of logits
 constexpr Index kDenseChunk = 64;  // dense rows per chunk of a product pass (200 KB of
-                                   // MNIST rows: read from memory once, kept in L2 for A^T R)
+                                   // Fashion-MNIST rows: read from memory once, kept in L2
+                                   // for A^T R)
 
 // y[0..c) += a x[0..c): one row of W.
 template <int kC>
@@ -54,7 +55,8 @@ SoftmaxRows::SoftmaxRows(io::SplitShard shard, bool bias, double pack_density)
     const Index values = shard_.features.size();
     const Index nonzeros = (shard_.features.array() != 0.0f).count();
     if (values > 0 && nonzeros <= pack_density * static_cast<double>(values)) {
-      packed_rows_ = packed::Pack(shard_.features.data(), rows(), shard_.num_features);
+      packed_rows_ =
+          packed::Pack(shard_.features.data(), rows(), shard_.num_features, nonzeros);
       packed_ = true;
       shard_.features.resize(0, 0);
     }
@@ -487,16 +489,30 @@ DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {
     const Shard s = BlockShard(b.info.ForSplit(split).rows, rank, ranks);
     return io::ReadSplitShard(path, split, s.begin, s.end);
   };
+  // Packed or dense, from the density of the split's first kPackSampleRows rows.
+  auto pack = [&](const std::string& split) {
+    const Index rows = std::min(b.info.ForSplit(split).rows, kPackSampleRows);
+    if (b.info.csr() || rows == 0) return -1.0;
+    const io::SplitShard first = io::ReadSplitShard(path, split, 0, rows);
+    const Index nonzeros = (first.features.array() != 0.0f).count();
+    const double values = static_cast<double>(first.features.size());
+    return values > 0 && nonzeros <= SoftmaxRows::kPackedDensity * values ? 1.0 : -1.0;
+  };
   b.train = read("train");
   b.val = read("val");
   b.test = read("test");
+  b.train_pack = pack("train");
+  b.val_pack = pack("val");
+  b.test_pack = pack("test");
   return b;
 }
 
 namespace {
 
 // p[0..n) = exp(p[0..n)), every value through Eigen's vectorized exp (the last partial packet
-// from a padded copy): each result depends on its value alone, not on where it lies.
+// from a padded copy): each result depends on its value alone, not on where it lies. (Eigen's
+// exp clamps its argument at about -709: a shifted logit below it gives about 1e-308, not 0,
+// next to the row's largest value's exp(0) = 1.)
 void ExpInPlace(double* p, Index n) {
   using Packet = Eigen::internal::packet_traits<double>::type;
   constexpr Index kSize = Eigen::internal::packet_traits<double>::size;

@@ -1,4 +1,4 @@
-// A rank's rows of one data split (dense float32 or CSR) and the multinomial-logistic kernels
+// A rank's rows of one data split (dense float32, packed or CSR) and the multinomial-logistic kernels
 // the classification problems share: logits Z = A W, the products A^T R, and softmax with its
 // cross-entropy. W (dim x C) is stored row-major in a flat vector, so that a feature's C
 // weights are contiguous (a CSR row touches whole rows of W).
@@ -166,10 +166,19 @@ class SoftmaxRows {
 };
 
 // This rank's blocks of the three splits of a dataset file, and the file's attributes.
+// `*_pack`: the pack_density to build each split's SoftmaxRows with (LoadDataBlocks decides
+// for every rank alike: 1 packs, -1 does not).
 struct DataBlocks {
   io::DatasetInfo info;
   io::SplitShard train, val, test;
+  double train_pack = SoftmaxRows::kPackedDensity;
+  double val_pack = SoftmaxRows::kPackedDensity;
+  double test_pack = SoftmaxRows::kPackedDensity;
 };
+// The rows of a split whose density decides whether its dense rows are packed: its first ones,
+// the same on every rank, so that every rank keeps them alike (packed and dense logits differ
+// in their last bits).
+constexpr Index kPackSampleRows = 2048;
 DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks);
 
 // Row by row: P = softmax(Z) in place, Z's row i being batch row first + i; writes the
