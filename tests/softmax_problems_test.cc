@@ -131,7 +131,7 @@ TEST(SoftmaxRows, PackedRowsGiveTheDenseRowsProducts) {
     shard.num_features = 30;
     shard.num_classes = classes;
     shard.num_rows = 150;
-    const SoftmaxRows packed(shard, true), dense(shard, true, /*pack_density=*/-1.0);
+    const SoftmaxRows packed(shard, true, /*pack=*/true), dense(shard, true, /*pack=*/false);
     ASSERT_TRUE(packed.packed());
     ASSERT_FALSE(dense.packed());
     const Index dim = packed.dim(), q = dim * classes;

@@ -158,7 +158,9 @@ constexpr Index kPrefetchRows = 2;
 
 }  // namespace
 
-PackedRows Pack(const float* x, Index n, Index d, Index nonzeros) {
+PackedRows Pack(const float* x, Index n, Index d) {
+  const Index nonzeros =
+      static_cast<Index>(std::count_if(x, x + n * d, [](float v) { return v != 0.0f; }));
   PackedRows p;
   p.ptr.reserve(n + 1);
   p.index.reserve(nonzeros);
@@ -174,8 +176,6 @@ PackedRows Pack(const float* x, Index n, Index d, Index nonzeros) {
     }
     p.ptr.push_back(static_cast<std::int64_t>(p.index.size()));
   }
-  p.index.shrink_to_fit();
-  p.value.shrink_to_fit();
   return p;
 }
 

@@ -32,8 +32,8 @@ struct PackedRows {
   Index nonzeros() const { return static_cast<Index>(index.size()); }
 };
 
-// Packs the n rows of d floats at x (row-major); `nonzeros`, if known, sizes the storage once.
-PackedRows Pack(const float* x, Index n, Index d, Index nonzeros = 0);
+// Packs the n rows of d floats at x (row-major).
+PackedRows Pack(const float* x, Index n, Index d);
 
 // z (n x c, row-major) = X W over rows[0..n) of x (local row numbers); W's row k (k < d: the
 // bias is the caller's) is c doubles at w + k * ldw.

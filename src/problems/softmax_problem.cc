@@ -10,9 +10,9 @@ namespace bilevel::problems {
 SoftmaxProblem::SoftmaxProblem(const std::string& path, DataBlocks data, bool bias)
     : path_(path),
       checksum_(data.info.attributes.source_sha256),
-      train_(std::move(data.train), bias, data.train_pack),
-      val_(std::move(data.val), bias, data.val_pack),
-      test_(std::move(data.test), bias, data.test_pack) {}
+      train_(std::move(data.train), bias, data.train_packed),
+      val_(std::move(data.val), bias, data.val_packed),
+      test_(std::move(data.test), bias, data.test_packed) {}
 
 Shard SoftmaxProblem::LocalShard(Split split) const {
   const SoftmaxRows& rows = split == Split::kInner ? train_ : val_;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <stdexcept>
 #include <type_traits>
 
@@ -49,14 +48,11 @@ inline void Prefetch(const double* p, Index n) {
 
 }  // namespace
 
-SoftmaxRows::SoftmaxRows(io::SplitShard shard, bool bias, double pack_density)
+SoftmaxRows::SoftmaxRows(io::SplitShard shard, bool bias, bool pack)
     : shard_(std::move(shard)), bias_(bias), dim_(shard_.num_features + (bias ? 1 : 0)) {
   if (!shard_.csr) {
-    const Index values = shard_.features.size();
-    const Index nonzeros = (shard_.features.array() != 0.0f).count();
-    if (values > 0 && nonzeros <= pack_density * static_cast<double>(values)) {
-      packed_rows_ =
-          packed::Pack(shard_.features.data(), rows(), shard_.num_features, nonzeros);
+    if (pack) {
+      packed_rows_ = packed::Pack(shard_.features.data(), rows(), shard_.num_features);
       packed_ = true;
       shard_.features.resize(0, 0);
     }
@@ -482,6 +478,15 @@ void SoftmaxRows::ScanFeatures(const Batch& batch, std::vector<Index>* features)
   if (bias_ && !batch.empty()) features->push_back(dim_ - 1);
 }
 
+bool PackedSplit(const std::string& path, const io::DatasetInfo& info, const std::string& split) {
+  const Index rows = std::min(info.ForSplit(split).rows, kPackSampleRows);
+  if (info.csr() || rows == 0) return false;
+  const io::SplitShard first = io::ReadSplitShard(path, split, 0, rows);
+  const Index nonzeros = (first.features.array() != 0.0f).count();
+  const double values = static_cast<double>(first.features.size());
+  return values > 0 && nonzeros <= SoftmaxRows::kPackedDensity * values;
+}
+
 DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {
   DataBlocks b;
   b.info = io::ReadDatasetInfo(path);
@@ -489,21 +494,12 @@ DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {
     const Shard s = BlockShard(b.info.ForSplit(split).rows, rank, ranks);
     return io::ReadSplitShard(path, split, s.begin, s.end);
   };
-  // Packed or dense, from the density of the split's first kPackSampleRows rows.
-  auto pack = [&](const std::string& split) {
-    const Index rows = std::min(b.info.ForSplit(split).rows, kPackSampleRows);
-    if (b.info.csr() || rows == 0) return -1.0;
-    const io::SplitShard first = io::ReadSplitShard(path, split, 0, rows);
-    const Index nonzeros = (first.features.array() != 0.0f).count();
-    const double values = static_cast<double>(first.features.size());
-    return values > 0 && nonzeros <= SoftmaxRows::kPackedDensity * values ? 1.0 : -1.0;
-  };
   b.train = read("train");
   b.val = read("val");
   b.test = read("test");
-  b.train_pack = pack("train");
-  b.val_pack = pack("val");
-  b.test_pack = pack("test");
+  b.train_packed = PackedSplit(path, b.info, "train");
+  b.val_packed = PackedSplit(path, b.info, "val");
+  b.test_packed = PackedSplit(path, b.info, "test");
   return b;
 }
 

@@ -31,16 +31,16 @@ using MutableWeightMap = Eigen::Map<RowMatrix>;
 class SoftmaxRows {
  public:
   // Dense rows are packed (kept as their nonzeros, problems/packed_products.h) when at most
-  // this fraction of their values are nonzero. A packed entry costs about 2.4 times the
+  // this fraction of their values are nonzero (PackedSplit). A packed entry costs about 2.4 times the
   // dense kernels' time per value (1.2 + 1.7 ns for the two products of a gradient, against
   // 1.2 ns per pixel; bilevel_bench, 2-core AMD EPYC): MNIST (19 % nonzero) gains 2x, while
   // Fashion-MNIST (50 %) would lose 1.5x and stays dense.
   static constexpr double kPackedDensity = 0.3;
 
   // `bias`: a constant feature 1 is appended after the stored ones (dim = d + 1).
-  // `pack_density`: the fraction of nonzeros at or below which dense rows are packed (a
-  // negative one: never).
-  SoftmaxRows(io::SplitShard shard, bool bias, double pack_density = kPackedDensity);
+  // `pack`: keep dense rows packed (PackedSplit decides it for a file's split, alike on every
+  // rank); CSR rows ignore it.
+  SoftmaxRows(io::SplitShard shard, bool bias, bool pack = false);
 
   Index rows() const { return shard_.size(); }        // local rows
   Index dim() const { return dim_; }                  // features, bias included
@@ -165,20 +165,20 @@ class SoftmaxRows {
   mutable std::uint64_t probs_hold_ = 0;  // the hold in which probs_ was computed, or 0
 };
 
-// This rank's blocks of the three splits of a dataset file, and the file's attributes.
-// `*_pack`: the pack_density to build each split's SoftmaxRows with (LoadDataBlocks decides
-// for every rank alike: 1 packs, -1 does not).
+// Whether the dense rows of `split` of the dataset file are kept packed: at most
+// SoftmaxRows::kPackedDensity of the values of its first kPackSampleRows rows are nonzero (the
+// same rows on every rank, so that every rank keeps them alike: packed and dense logits differ
+// in their last bits). False for a CSR file. Reads those rows.
+constexpr Index kPackSampleRows = 2048;
+bool PackedSplit(const std::string& path, const io::DatasetInfo& info, const std::string& split);
+
+// This rank's blocks of the three splits of a dataset file, the file's attributes, and whether
+// each split's rows are kept packed (PackedSplit).
 struct DataBlocks {
   io::DatasetInfo info;
   io::SplitShard train, val, test;
-  double train_pack = SoftmaxRows::kPackedDensity;
-  double val_pack = SoftmaxRows::kPackedDensity;
-  double test_pack = SoftmaxRows::kPackedDensity;
+  bool train_packed = false, val_packed = false, test_packed = false;
 };
-// The rows of a split whose density decides whether its dense rows are packed: its first ones,
-// the same on every rank, so that every rank keeps them alike (packed and dense logits differ
-// in their last bits).
-constexpr Index kPackSampleRows = 2048;
 DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks);
 
 // Row by row: P = softmax(Z) in place, Z's row i being batch row first + i; writes the

@@ -258,8 +258,8 @@ std::unique_ptr<Problem> MakeProblem(const ProblemSpec& spec, int rank, int rank
 // ---- 2. Oracles ------------------------------------------------------------------------------
 
 // How the batches of one split are stored, for the traffic model: dense, packed (dense rows
-// that are mostly zeros, kept as their nonzeros by SoftmaxRows, with the same rule) or CSR,
-// with the nonzeros of every row (read here once).
+// that are mostly zeros, kept as their nonzeros: problems::PackedSplit, the problems' own
+// decision) or CSR, with the nonzeros of every row (read here once).
 class SplitStorage {
  public:
   SplitStorage(const std::string& path, const io::DatasetInfo& info, const std::string& split)
@@ -271,13 +271,9 @@ class SplitStorage {
         nonzeros_.push_back(shard.indptr[i + 1] - shard.indptr[i]);
       return;
     }
-    std::int64_t total = 0;
-    for (Index i = 0; i < shard.size(); ++i) {
+    for (Index i = 0; i < shard.size(); ++i)
       nonzeros_.push_back((shard.features.row(i).array() != 0.0f).count());
-      total += nonzeros_.back();
-    }
-    const double values = static_cast<double>(shard.features.size());
-    if (values > 0 && total <= problems::SoftmaxRows::kPackedDensity * values) kind_ = "packed";
+    if (problems::PackedSplit(path, info, split)) kind_ = "packed";
   }
 
   const std::string& kind() const { return kind_; }
