@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "generated_data.h"
+#include "io/dataset.h"
 #include "io/result_file.h"
 
 namespace bilevel {
@@ -397,6 +399,76 @@ TEST(CliSolve, OutputFileHoldsTheFinalIterate) {
   EXPECT_EQ(dump.exit_code, 0) << dump.Describe();
   EXPECT_NE(dump.out.find("DATASET \"x\""), std::string::npos) << dump.out;
   EXPECT_NE(dump.out.find("DATASET \"y\""), std::string::npos) << dump.out;
+}
+
+// A sparse split of `rows` rows over d features in which feature j of the file is column
+// rename[j]: the same rows whatever the naming. Feature j lies in `counts[j]` consecutive rows
+// (cyclically, from row 7 j), with values that depend on the row and the feature only.
+io::SplitShard RenamedSplit(Index rows, const std::vector<int>& counts,
+                            const std::vector<int>& rename, int classes) {
+  const Index d = static_cast<Index>(counts.size());
+  io::SplitShard s;
+  s.csr = true;
+  s.indptr.push_back(0);
+  for (Index i = 0; i < rows; ++i) {
+    std::vector<std::pair<int, float>> row;
+    for (Index j = 0; j < d; ++j) {
+      if ((i - 7 * j % rows + rows) % rows < counts[j])
+        row.emplace_back(rename[j], 0.1f + 0.9f * static_cast<float>((i * 13 + j * 7) % 17) / 17);
+    }
+    std::sort(row.begin(), row.end());
+    for (const auto& [column, value] : row) s.indices.push_back(column), s.data.push_back(value);
+    s.indptr.push_back(static_cast<std::int64_t>(s.indices.size()));
+    s.labels.push_back(static_cast<int>((i * 5 + 3) % classes));
+  }
+  s.begin = 0;
+  s.end = rows;
+  return s;
+}
+
+// l2reg keeps the features of a sparse file in the order of their train counts: two files
+// that differ only in the numbering of the features (distinct train counts: the same order
+// inside) give the same run, and --output writes x and W in each file's own numbering.
+TEST(CliSolve, L2RegOutputIsInTheFilesNumberingOfFeatures) {
+  TempDir dir;
+  const int d = 10, classes = 3;
+  std::vector<int> train_counts(d), other_counts(d), identity(d), rename(d);
+  for (int j = 0; j < d; ++j) {
+    train_counts[j] = 2 + 2 * j;          // distinct: feature 9 comes first inside
+    other_counts[j] = 3 + (j * 7) % 10;   // val and test
+    identity[j] = j;
+    rename[j] = (3 * j + 1) % d;          // a permutation, not its own inverse
+  }
+  io::RunResult results[2];
+  for (int k = 0; k < 2; ++k) {
+    const std::vector<int>& names = k == 0 ? identity : rename;
+    io::Dataset data = testing::GeneratedDataset(d, classes, "csr");
+    data.train = RenamedSplit(30, train_counts, names, classes);
+    data.val = RenamedSplit(16, other_counts, names, classes);
+    data.test = RenamedSplit(12, other_counts, names, classes);
+    const std::string file = dir.File("data" + std::to_string(k) + ".h5");
+    io::WriteDataset(file, data);
+    const std::string output = dir.File("result" + std::to_string(k) + ".h5");
+    const CommandResult r = RunBilevel(
+        dir, 1 + k,
+        "solve -q --problem l2reg --data " + Quote(file) +
+            " --algorithm stocbio --batch-size 8 --outer-iters 6 --output " + Quote(output));
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    results[k] = io::ReadResult(output);
+    ASSERT_EQ(results[k].x.size(), d);
+    ASSERT_EQ(results[k].y.size(), d * classes);
+  }
+  // x moved: a lambda that stayed at 0 would match whatever the order.
+  EXPECT_GT(results[0].x.cwiseAbs().minCoeff(), 0.0);
+  for (int j = 0; j < d; ++j) {
+    const int r = rename[j];
+    EXPECT_NEAR(results[1].x[r], results[0].x[j], 1e-10 * std::abs(results[0].x[j]))
+        << "lambda of feature " << j << " (" << r << " in the renamed file)";
+    EXPECT_LE((results[1].y.segment(r * classes, classes) -
+               results[0].y.segment(j * classes, classes)).norm(),
+              1e-10 * results[0].y.segment(j * classes, classes).norm() + 1e-300)
+        << "W's row of feature " << j << " (" << r << " in the renamed file)";
+  }
 }
 
 class CliRankIndependence : public ::testing::TestWithParam<const char*> {};

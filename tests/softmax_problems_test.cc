@@ -2,6 +2,7 @@
 // finite differences, and shards that add up to the whole.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -178,6 +179,60 @@ TEST(SoftmaxRows, PackedRowsGiveTheDenseRowsProducts) {
                         nullptr, &probs);
     }
     EXPECT_LE((ga - gb).norm(), 1e-13 * gb.norm()) << "known probabilities";
+  }
+}
+
+// A sparse file's features are renumbered by their count over the whole train split, most
+// first and ties by the file's order, alike on every rank; each block holds its rows' entries
+// under the new numbers, in increasing order. Dense files keep their order.
+TEST(LoadDataBlocks, SparseFeaturesGoByTheirTrainCountsMostFirst) {
+  testing::ScratchDir dir;
+  std::mt19937 rng(11);
+  const Index d = 30;
+  io::Dataset data = testing::GeneratedDataset(d, 3, "csr");
+  data.train = SparseSplit(25, d, 3, &rng, 4);
+  data.val = SparseSplit(13, d, 3, &rng, 4);
+  data.test = SparseSplit(9, d, 3, &rng, 4);
+  const std::string path = dir.File("counts.h5");
+  io::WriteDataset(path, data);
+
+  std::vector<std::int64_t> counts(d, 0);
+  for (const std::int32_t j : data.train.indices) ++counts[j];
+  EXPECT_EQ(io::ReadColumnCounts(path, "train"), counts);
+  std::vector<std::int32_t> order(d);
+  for (Index k = 0; k < d; ++k) order[k] = static_cast<std::int32_t>(k);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int32_t a, std::int32_t b) { return counts[a] > counts[b]; });
+  ASSERT_NE(order[0], 0) << "the generated counts should not be in the file's order already";
+  std::vector<std::int32_t> place(d);
+  for (Index k = 0; k < d; ++k) place[order[k]] = static_cast<std::int32_t>(k);
+
+  for (const int rank : {0, 1}) {
+    const problems::DataBlocks blocks = problems::LoadDataBlocks(path, rank, 2);
+    EXPECT_EQ(blocks.feature_order, order) << "rank " << rank;
+    const std::pair<const io::SplitShard*, const io::SplitShard*> splits[] = {
+        {&blocks.train, &data.train}, {&blocks.val, &data.val}, {&blocks.test, &data.test}};
+    for (const auto& [block, file] : splits) {
+      for (Index i = 0; i < block->size(); ++i) {
+        const Index row = block->begin + i;
+        std::vector<std::pair<std::int32_t, float>> expected, held;
+        for (std::int64_t e = file->indptr[row]; e < file->indptr[row + 1]; ++e)
+          expected.emplace_back(place[file->indices[e]], file->data[e]);
+        std::sort(expected.begin(), expected.end());
+        for (std::int64_t e = block->indptr[i]; e < block->indptr[i + 1]; ++e)
+          held.emplace_back(block->indices[e], block->data[e]);
+        EXPECT_EQ(held, expected) << "rank " << rank << ", row " << row;
+      }
+    }
+  }
+  const std::string dense = MakeFile(dir, false);
+  EXPECT_TRUE(problems::LoadDataBlocks(dense, 0, 1).feature_order.empty());
+  try {
+    io::ReadColumnCounts(dense, "train");
+    ADD_FAILURE() << "ReadColumnCounts read a dense file";
+  } catch (const io::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(dense), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not csr"), std::string::npos) << e.what();
   }
 }
 

@@ -647,6 +647,35 @@ SplitShard ReadSplitShard(const std::string& path, const std::string& split, Ind
   return s;
 }
 
+std::vector<std::int64_t> ReadColumnCounts(const std::string& path, const std::string& split) {
+  SilenceHdf5();
+  if (!IsSplitName(split)) Fail(path, "no split '" + split + "' (allowed: train, val, test)");
+  H5Handle file = OpenReadOnly(path);
+  const DatasetInfo info = ReadAttributes(file.get(), path);
+  if (!info.csr()) Fail(path, "storage is '" + info.attributes.storage + "', not csr");
+  if (!Exists(file.get(), split.c_str())) Fail(path, "no group " + split);
+  H5Handle group(H5Gopen2(file.get(), split.c_str(), H5P_DEFAULT), H5Gclose);
+  if (!group.ok()) Fail(path, "cannot open group " + split);
+  OpenSet indices = Open<std::int32_t>(group.get(), split, "indices", 1, path);
+  const Index d = info.attributes.num_features;
+  std::vector<std::int64_t> counts(d, 0);
+  constexpr hsize_t kBlock = hsize_t{1} << 20;
+  std::vector<std::int32_t> block;
+  for (hsize_t start = 0; start < indices.dims[0]; start += kBlock) {
+    const hsize_t count = std::min(kBlock, indices.dims[0] - start);
+    block.resize(count);
+    ReadRows(indices, 1, start, count, block.data(), split, "indices", path);
+    for (const std::int32_t j : block) {
+      if (j < 0 || j >= d)
+        FailAt(path, split, "indices",
+               "column " + std::to_string(j) + " is not in [0, " + std::to_string(d) +
+                   ") (num_features)");
+      ++counts[j];
+    }
+  }
+  return counts;
+}
+
 void WriteDataset(const std::string& path, const Dataset& dataset) {
   SilenceHdf5();
   const DatasetAttributes& a = dataset.attributes;

@@ -105,6 +105,12 @@ DatasetInfo ReadDatasetInfo(const std::string& path);
 SplitShard ReadSplitShard(const std::string& path, const std::string& split, Index begin,
                           Index end);
 
+// The number of stored entries of each column (feature) over every row of a CSR `split`:
+// num_features counts, read a block of `indices` at a time. Every rank reads the whole
+// column, so every rank gets the same counts. Throws IoError naming the file and the dataset
+// when the split is not CSR or a column index is out of range.
+std::vector<std::int64_t> ReadColumnCounts(const std::string& path, const std::string& split);
+
 // Checks `dataset` (consistent sizes, storage, ranges, finite values), writes it to
 // PATH.tmp.<pid>, fsyncs it and renames it over PATH; on any error the temporary file is
 // removed and IoError names the file and the failing step.

@@ -113,6 +113,11 @@ bool L2RegProblem::SampleDiagonalOfBlocks(ConstVecRef x, VecRef s) const {
   return true;
 }
 
+void L2RegProblem::ToDataOrder(VecRef x, VecRef y) const {
+  FeaturesToDataOrder(x, 1);
+  SoftmaxProblem::ToDataOrder(x, y);
+}
+
 void L2RegProblem::ProjectOuter(VecRef x, double inner_lr) const {
   const double top = std::log(1.0 / (Scale() * inner_lr));
   x = x.cwiseMin(top);

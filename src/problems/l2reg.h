@@ -55,6 +55,8 @@ class L2RegProblem : public SoftmaxProblem {
   // the bound the lambdas of the features that validation wants removed grow until the inner
   // iteration diverges.)
   void ProjectOuter(VecRef x, double inner_lr) const override;
+  // x (one lambda per feature) and W in the file's order of features.
+  void ToDataOrder(VecRef x, VecRef y) const override;
   int NumEvalSums() const override { return 2; }
   void EvalLocalSums(ConstVecRef x, ConstVecRef y, VecRef sums) override;
   void EvalReport(ConstVecRef x, ConstVecRef y, ConstVecRef hypergrad, ConstVecRef sums,

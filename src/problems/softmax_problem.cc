@@ -10,9 +10,21 @@ namespace bilevel::problems {
 SoftmaxProblem::SoftmaxProblem(const std::string& path, DataBlocks data, bool bias)
     : path_(path),
       checksum_(data.info.attributes.source_sha256),
+      feature_order_(std::move(data.feature_order)),
       train_(std::move(data.train), bias, data.train_packed),
       val_(std::move(data.val), bias, data.val_packed),
       test_(std::move(data.test), bias, data.test_packed) {}
+
+void SoftmaxProblem::FeaturesToDataOrder(VecRef v, Index block) const {
+  if (feature_order_.empty()) return;
+  const Vec held = v.head(static_cast<Index>(feature_order_.size()) * block);
+  for (std::size_t k = 0; k < feature_order_.size(); ++k)
+    v.segment(feature_order_[k] * block, block) = held.segment(k * block, block);
+}
+
+void SoftmaxProblem::ToDataOrder(VecRef, VecRef y) const {
+  FeaturesToDataOrder(y, train_.classes());
+}
 
 Shard SoftmaxProblem::LocalShard(Split split) const {
   const SoftmaxRows& rows = split == Split::kInner ? train_ : val_;
@@ -67,6 +79,8 @@ std::vector<std::pair<std::string, std::string>> SoftmaxProblem::Describe() cons
           // How rank 0 holds its training rows: "csr" (a sparse file), "packed" (dense rows,
           // mostly zeros, kept as their nonzeros) or "dense".
           {"train_rows", train_.csr() ? "csr" : train_.packed() ? "packed" : "dense"},
+          // Sparse files: features renumbered by their train frequency (DataBlocks).
+          {"feature_order", FeatureOrderName()},
           {"test_samples", std::to_string(test_.global_rows())}};
 }
 
@@ -75,6 +89,8 @@ std::vector<std::pair<std::string, std::string>> SoftmaxProblem::Identity() cons
   id.insert(id.end(), {{"data", path_},
                        {"data_source_sha256", checksum_},
                        {"test_samples", std::to_string(test_.global_rows())}});
+  // A checkpoint holds W in the solver's order: one from before the renumbering does not fit.
+  if (!feature_order_.empty()) id.emplace_back("feature_order", FeatureOrderName());
   return id;
 }
 

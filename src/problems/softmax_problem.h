@@ -6,6 +6,7 @@
 #ifndef BILEVEL_SRC_PROBLEMS_SOFTMAX_PROBLEM_H_
 #define BILEVEL_SRC_PROBLEMS_SOFTMAX_PROBLEM_H_
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +28,9 @@ class SoftmaxProblem : public Problem {
   void GradXF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
   void GradYF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
 
+  // W's feature rows in the file's order (the bias row stays last).
+  void ToDataOrder(VecRef x, VecRef y) const override;
+
   std::vector<std::pair<std::string, std::string>> Describe() const override;
   std::vector<std::pair<std::string, std::string>> Identity() const override;
 
@@ -40,8 +44,17 @@ class SoftmaxProblem : public Problem {
   // Adds test_loss and test_acc from the summed TestSums.
   void ReportTest(double loss, double correct, MetricsRecord* record) const;
 
+  // Rewrites v (features of the file, in the order of the blocks, `block` values each) in the
+  // file's order: block k goes to block feature_order_[k].
+  void FeaturesToDataOrder(VecRef v, Index block) const;
+  // "train_frequency" (DataBlocks::feature_order) or "file".
+  std::string FeatureOrderName() const {
+    return feature_order_.empty() ? "file" : "train_frequency";
+  }
+
   std::string path_;
   std::string checksum_;  // the sha256 of the dataset's sources
+  std::vector<std::int32_t> feature_order_;  // DataBlocks::feature_order (empty: the file's)
   SoftmaxRows train_, val_, test_;
   RowMatrix z_, u_;  // scratch: logits and products of a batch
   Vec ce_;           // scratch: cross-entropies of a batch

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 
 #include "bilevel/problem.h"
 #include "problems/dense_products.h"
@@ -500,7 +502,36 @@ DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {
   b.train_packed = PackedSplit(path, b.info, "train");
   b.val_packed = PackedSplit(path, b.info, "val");
   b.test_packed = PackedSplit(path, b.info, "test");
+  if (b.info.csr()) {
+    b.feature_order = FrequencyOrder(io::ReadColumnCounts(path, "train"));
+    std::vector<std::int32_t> place(b.feature_order.size());
+    for (std::size_t k = 0; k < place.size(); ++k)
+      place[b.feature_order[k]] = static_cast<std::int32_t>(k);
+    for (io::SplitShard* s : {&b.train, &b.val, &b.test}) RenumberColumns(place, s);
+  }
   return b;
+}
+
+std::vector<std::int32_t> FrequencyOrder(const std::vector<std::int64_t>& counts) {
+  std::vector<std::int32_t> order(counts.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int32_t a, std::int32_t b) { return counts[a] > counts[b]; });
+  return order;
+}
+
+void RenumberColumns(const std::vector<std::int32_t>& place, io::SplitShard* shard) {
+  std::vector<std::pair<std::int32_t, float>> row;
+  for (std::size_t i = 0; i + 1 < shard->indptr.size(); ++i) {
+    const std::int64_t lo = shard->indptr[i], hi = shard->indptr[i + 1];
+    row.clear();
+    for (std::int64_t k = lo; k < hi; ++k)
+      row.emplace_back(place[shard->indices[k]], shard->data[k]);
+    std::sort(row.begin(), row.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (std::int64_t k = lo; k < hi; ++k)
+      shard->indices[k] = row[k - lo].first, shard->data[k] = row[k - lo].second;
+  }
 }
 
 namespace {

@@ -172,14 +172,31 @@ class SoftmaxRows {
 constexpr Index kPackSampleRows = 2048;
 bool PackedSplit(const std::string& path, const io::DatasetInfo& info, const std::string& split);
 
-// This rank's blocks of the three splits of a dataset file, the file's attributes, and whether
-// each split's rows are kept packed (PackedSplit).
+// This rank's blocks of the three splits of a dataset file, the file's attributes, whether
+// each split's rows are kept packed (PackedSplit), and the order of the features.
+//
+// Sparse (CSR) files have their features renumbered by how many rows of the whole train split
+// hold them, most first (ties by the file's order): feature k of the blocks is feature
+// feature_order[k] of the file, and every row's columns are increasing again. The rows of W a
+// minibatch touches, and the rows of every d x C vector the block-sparse steps update with
+// them, then gather at the start of the vectors (a Zipf vocabulary: the 1000 most frequent
+// of the 130,107 words of 20 Newsgroups hold 55 % of its train entries), where they share
+// cache lines and pages, instead of lying all over 21 MB. Every rank counts the whole train
+// split (io::ReadColumnCounts), so every rank has the same order. Empty for dense files and
+// for blocks made in memory: the file's order.
 struct DataBlocks {
   io::DatasetInfo info;
   io::SplitShard train, val, test;
   bool train_packed = false, val_packed = false, test_packed = false;
+  std::vector<std::int32_t> feature_order;
 };
 DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks);
+
+// The features 0..d-1 by decreasing count, ties by index: the order LoadDataBlocks gives.
+std::vector<std::int32_t> FrequencyOrder(const std::vector<std::int64_t>& counts);
+// Renames column j of a CSR shard to place[j] and sorts every row's entries by their new
+// columns.
+void RenumberColumns(const std::vector<std::int32_t>& place, io::SplitShard* shard);
 
 // Row by row: P = softmax(Z) in place, Z's row i being batch row first + i; writes the
 // cross-entropies -log P[i, label] into `ce` (may be null).
