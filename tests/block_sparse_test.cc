@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <string>
 
@@ -75,10 +76,11 @@ void ExpectTheDenseRecursion(DiagonalOnly::Kind kind, bool acc, bool zero, int s
   if (zero) u_lazy.setConstant(NAN), acc_lazy.setConstant(NAN);  // unwritten: never read
   LazyBlocks lazy;
   lazy.Start(problem, x, a, block, zero);
+  std::vector<bool> ever(blocks, false);
   for (int t = 0; t < steps; ++t) {
     std::vector<Index> touched;
     for (Index b = 0; b < blocks; ++b)
-      if (rng() % 3 == 0) touched.push_back(b);
+      if (rng() % 3 == 0) touched.push_back(b), ever[b] = true;
     Vec h = Vec::Zero(q);
     for (const Index b : touched)
       for (Index j = 0; j < block; ++j) h[b * block + j] = normal(rng);
@@ -94,9 +96,30 @@ void ExpectTheDenseRecursion(DiagonalOnly::Kind kind, bool acc, bool zero, int s
                   acc ? acc_lazy.data() : nullptr);
     }
   }
-  lazy.CatchUpAll(steps, u_lazy.data(), acc ? acc_lazy.data() : nullptr);
   const std::string what = "kind " + std::to_string(static_cast<int>(kind)) +
                            (acc ? ", with acc" : "") + (zero ? ", from zero" : "");
+  // The end of stocBiO's series: FinishSeries scales acc on the touched blocks only, with
+  // the bits of CatchUpAll and a scaling, and lists them.
+  LazyBlocks finish = lazy;
+  Vec u_finish = u_lazy, acc_finish = acc_lazy;
+  std::vector<Index> live;
+  if (acc && zero) finish.FinishSeries(steps, 0.6, u_finish.data(), acc_finish.data(), &live);
+  lazy.CatchUpAll(steps, u_lazy.data(), acc ? acc_lazy.data() : nullptr);
+  if (acc && zero) {
+    std::vector<Index> expected;
+    for (Index b = 0; b < blocks; ++b) {
+      if (ever[b]) expected.push_back(b);
+      for (Index j = b * block; j < (b + 1) * block; ++j) {
+        if (ever[b]) {
+          EXPECT_EQ(acc_finish[j], 0.6 * acc_lazy[j]) << what << ", entry " << j;
+        } else {
+          EXPECT_TRUE(std::isnan(acc_finish[j])) << what << ": untouched entry " << j
+                                                  << " was written";
+        }
+      }
+    }
+    EXPECT_EQ(live, expected) << what;
+  }
   ASSERT_GT(u_dense.norm(), 0) << what;
   EXPECT_LT((u_lazy - u_dense).norm(), 1e-14 * u_dense.norm()) << what;
   if (acc) EXPECT_LT((acc_lazy - acc_dense).norm(), 1e-14 * acc_dense.norm()) << what;

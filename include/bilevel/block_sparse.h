@@ -95,6 +95,11 @@ class LazyBlocks {
   }
   // Brings every block to step t (zero-filling those still zero).
   void CatchUpAll(int t, double* u, double* acc = nullptr);
+  // The end of a Neumann series started with `zero`: every block that was brought up or set
+  // takes acc <- scale (acc at step t), as CatchUpAll(t, u, acc) then acc *= scale would
+  // (the same bits), and is listed in `live` in increasing order; the blocks still zero are
+  // not written (the caller keeps acc zero there) and u is left where it is.
+  void FinishSeries(int t, double scale, double* u, double* acc, std::vector<Index>* live);
   // CatchUp of each of `blocks` (the ones an oracle is about to read), prefetching ahead.
   void CatchUpBlocks(const std::vector<Index>& blocks, int t, double* u, double* acc = nullptr);
   // Step t on the union of the touched blocks: CatchUp and Update of each block of

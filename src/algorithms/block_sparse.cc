@@ -175,6 +175,20 @@ void LazyBlocks::CatchUpAll(int t, double* u, double* acc) {
   }
 }
 
+void LazyBlocks::FinishSeries(int t, double scale, double* u, double* acc,
+                              std::vector<Index>* live) {
+  live->clear();
+  const Index blocks = static_cast<Index>(stamp_.size());
+  for (Index b = 0; b < blocks; ++b) {
+    if (stamp_[b] == kZero) continue;
+    live->push_back(b);
+    if (t > stamp_[b]) Apply(b * block_, (b + 1) * block_, t - stamp_[b], u, acc);
+    stamp_[b] = t;
+    double* ab = acc + b * block_;
+    for (Index j = 0; j < block_; ++j) ab[j] *= scale;
+  }
+}
+
 void LazyBlocks::CatchUpBlocks(const std::vector<Index>& blocks, int t, double* u,
                                double* acc) {
   for (std::size_t k = 0; k < blocks.size(); ++k) {

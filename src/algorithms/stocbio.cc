@@ -1,8 +1,10 @@
 #include "bilevel/algorithms/stocbio.h"
 
+#include <algorithm>
+
 namespace bilevel {
 
-StocBio::StocBio(const AlgorithmContext& context) : Algorithm(context), v_(q()) {
+StocBio::StocBio(const AlgorithmContext& context) : Algorithm(context), v_(Vec::Zero(q())) {
   r_.resize(q());
   hv_.resize(q());
   jv_.resize(p());
@@ -18,6 +20,7 @@ void StocBio::HypergradientShare(ConstVecRef x, VecRef share) {
     BlockSparseSeries(x);
   } else {
     WholeSeries(x);
+    v_zero_off_live_ = false;
   }
   oracles().GradXF(x, y_, outer_batch_, share);
 
@@ -65,7 +68,14 @@ void StocBio::BlockSparseSeries(ConstVecRef x) {
   BlockSums& sums = block_sums();
   const Index block = sums.block_size();
   // r = v = grad_y F(D_F), nonzero only on the blocks D_F touches; zero elsewhere until a
-  // factor's batch touches them (lazy_ holds them as zero, unwritten).
+  // factor's batch touches them (lazy_ holds them as zero, unwritten). v_ itself is zero off
+  // the blocks the last series touched (live_): those are cleared, and v_ is then zero on
+  // every block this series leaves alone.
+  if (v_zero_off_live_) {
+    for (const Index b : live_) std::fill_n(v_.data() + b * block, block, 0.0);
+  } else {
+    v_.setZero();
+  }
   lazy_.Start(oracles().problem(), x, eta, block, /*zero=*/true);
   sums.Touch(Split::kOuter, outer_batch_);
   const double f_scale = oracles().GradYFSum(x, y_, outer_batch_, hv_, /*touched_only=*/true);
@@ -86,8 +96,9 @@ void StocBio::BlockSparseSeries(ConstVecRef x) {
     sums.Exchange(hv_.data());
     lazy_.UpdateBlocks(sums, j, eta * scale, r_.data(), v_.data());
   }
-  lazy_.CatchUpAll(o.hessian_steps, r_.data(), v_.data());
-  v_ *= eta;
+  // v = eta acc on the blocks the series touched; r is not needed any more.
+  lazy_.FinishSeries(o.hessian_steps, eta, r_.data(), v_.data(), &live_);
+  v_zero_off_live_ = true;
 }
 
 }  // namespace bilevel

@@ -20,6 +20,11 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
+// Whether every entry of v is finite, in one vectorized pass over v (Eigen's allFinite()
+// compares one entry at a time: 2 ms per outer iteration on 20 Newsgroups' 2.6 million
+// entries of y). x * 0 is 0 for a finite x and NaN otherwise, and a NaN makes the sum NaN.
+bool AllFinite(ConstVecRef v) { return (v.array() * 0.0).sum() == 0.0; }
+
 // a + sign * b, field by field.
 CommStats Combine(const CommStats& a, const CommStats& b, int sign) {
   CommStats d;
@@ -223,15 +228,15 @@ SolveSummary Solve(Problem& problem, Communicator& comm, const SolverOptions& op
     const Vec& y_now = algorithm->y();
     if (root) {
       int code = kContinue;
-      if (!g.allFinite()) {
+      if (!AllFinite(g)) {
         code = kDivergedHypergrad;
-      } else if (!y_now.allFinite()) {
+      } else if (!AllFinite(y_now)) {
         code = kDivergedInner;
       } else {
         message.head(p) = *x;
         optimizer->Step(g, algorithm->OuterStepScale(k), message.head(p));
         problem.ProjectOuter(message.head(p), options.inner_lr);
-        if (!message.head(p).allFinite()) code = kDivergedHypergrad;
+        if (!AllFinite(message.head(p))) code = kDivergedHypergrad;
       }
       if (code == kContinue && share[p] > 0) code = kSignal;
       if (code == kContinue && options.max_time > 0 &&

@@ -19,6 +19,8 @@
 #ifndef BILEVEL_ALGORITHMS_STOCBIO_H_
 #define BILEVEL_ALGORITHMS_STOCBIO_H_
 
+#include <vector>
+
 #include "bilevel/algorithm.h"
 
 namespace bilevel {
@@ -44,6 +46,10 @@ class StocBio : public Algorithm {
   void BlockSparseSeries(ConstVecRef x);
 
   Vec v_;
+  // The blocks the last block-sparse series touched; off them v_ is zero (when
+  // v_zero_off_live_: no whole series ran since).
+  std::vector<Index> live_;
+  bool v_zero_off_live_ = true;
 };
 
 }  // namespace bilevel
