@@ -236,6 +236,29 @@ TEST(LoadDataBlocks, SparseFeaturesGoByTheirTrainCountsMostFirst) {
   }
 }
 
+// J v for a v that lives on some blocks only (stocBiO's Neumann estimate) reads those blocks
+// only and gives JacobianVec's bits.
+TEST(L2Reg, JacobianVecOnBlocksIsJacobianVec) {
+  testing::ScratchDir dir;
+  L2RegProblem problem(MakeFile(dir, true), 0, 1);
+  const Index d = problem.DimOuter(), c = problem.DimInner() / d;
+  const Vec x = RandomVec(d, 5, 1.0), y = RandomVec(d * c, 6, 0.5);
+  const std::vector<Index> blocks = {0, 2, 3, 6};
+  Vec v = Vec::Zero(d * c), poisoned = Vec::Constant(d * c, NAN);
+  const Vec random = RandomVec(d * c, 7, 1.0);
+  for (const Index k : blocks) {
+    v.segment(k * c, c) = random.segment(k * c, c);
+    poisoned.segment(k * c, c) = random.segment(k * c, c);
+  }
+  const Batch batch = Batch::Range(0, problem.LocalShard(Split::kInner).size());
+  Vec whole(d), on_blocks = Vec::Constant(d, 42.0);
+  problem.JacobianVec(x, y, v, batch, whole);
+  // NaN off the blocks: an entry read there would show.
+  problem.JacobianVecOnBlocks(x, y, poisoned, batch, blocks, on_blocks);
+  EXPECT_EQ(on_blocks, whole);
+  EXPECT_GT(whole.cwiseAbs().maxCoeff(), 0.0);
+}
+
 TEST(L2Reg, OraclesMatchFiniteDifferencesOnSparseAndDenseData) {
   testing::ScratchDir dir;
   for (bool sparse : {true, false}) {

@@ -4,6 +4,7 @@
 #define BILEVEL_ORACLES_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "bilevel/problem.h"
 #include "bilevel/sampler.h"
@@ -37,6 +38,9 @@ class Oracles {
   void GradXG(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
   void HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b, VecRef out);
   void JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b, VecRef out);
+  // The same for a v that is zero off `blocks` (Problem::JacobianVecOnBlocks).
+  void JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
+                   const std::vector<Index>& blocks, VecRef out);
   // The same as GradYF, GradYG and HessianVec but leaving `out` the local SUM: they return
   // the factor 1/(global batch size) that makes it the share, for callers that apply it later
   // to their own slice only (Algorithm's sliced updates), saving a pass over q doubles.

@@ -167,6 +167,15 @@ class Problem {
     (void)x, (void)s;
     return false;
   }
+  // Optional, with blocks: J v for a v that is zero off `blocks` (sorted, distinct), reading y
+  // and v only where it needs to (stocBiO's Neumann estimate lives on the blocks its batches
+  // touched); every entry of `out` is written. The default calls JacobianVec.
+  virtual void JacobianVecOnBlocks(ConstVecRef x, ConstVecRef y, ConstVecRef v,
+                                   const Batch& batch, const std::vector<Index>& blocks,
+                                   VecRef out) {
+    (void)blocks;
+    JacobianVec(x, y, v, batch, out);
+  }
   // Set by the engine around the oracle calls that write only the touched blocks (above).
   void set_touched_blocks_only(bool only) { touched_blocks_only_ = only; }
   bool touched_blocks_only() const { return touched_blocks_only_; }

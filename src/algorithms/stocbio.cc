@@ -26,7 +26,11 @@ void StocBio::HypergradientShare(ConstVecRef x, VecRef share) {
 
   // g_hat share = grad_x F(D_F) share - J(D_G) v share.
   sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
-  oracles().JacobianVec(x, y_, v_, batch_, jv_);
+  if (v_zero_off_live_) {
+    oracles().JacobianVec(x, y_, v_, batch_, live_, jv_);
+  } else {
+    oracles().JacobianVec(x, y_, v_, batch_, jv_);
+  }
   share -= jv_;
 }
 

@@ -53,6 +53,14 @@ void Oracles::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Min
   out *= Inv(b);
 }
 
+void Oracles::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
+                          const std::vector<Index>& blocks, VecRef out) {
+  counts_.jvp += b.global_size();
+  ++counts_.jvp_calls;
+  problem_->JacobianVecOnBlocks(x, y, v, b.local(), blocks, out);
+  out *= Inv(b);
+}
+
 namespace {
 // Sets the problem's sample_diagonal_omitted() and touched_blocks_only() for one call.
 class CallMode {

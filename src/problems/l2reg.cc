@@ -92,6 +92,16 @@ void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, cons
     out[k] = scale * e[k] * y.segment(k * c, c).dot(v.segment(k * c, c));
 }
 
+void L2RegProblem::JacobianVecOnBlocks(ConstVecRef x, ConstVecRef y, ConstVecRef v,
+                                       const Batch& batch, const std::vector<Index>& blocks,
+                                       VecRef out) {
+  const Index c = train_.classes();
+  const double scale = batch.size() * Scale();
+  const Vec& e = ExpLambda(x);
+  out.setZero();
+  for (const Index k : blocks) out[k] = scale * e[k] * y.segment(k * c, c).dot(v.segment(k * c, c));
+}
+
 void L2RegProblem::AddSampleDiagonal(ConstVecRef x, Index lo, ConstVecRef m, VecRef out) const {
   const Index c = train_.classes(), n = m.size();
   const Vec& e = ExpLambda(x);

@@ -45,6 +45,9 @@ class L2RegProblem : public SoftmaxProblem {
   // feature's C weights); on dense data every row, and the engine gains nothing from blocks.
   Index BlockSize() const override { return train_.csr() ? train_.classes() : 0; }
   void TouchedBlocks(Split split, const Batch& batch, std::vector<Index>* blocks) override;
+  // out_k = |B| exp(lambda_k) / (dC) W_k . v_k on the blocks (features) of v, 0 elsewhere.
+  void JacobianVecOnBlocks(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
+                           const std::vector<Index>& blocks, VecRef out) override;
   bool SampleDiagonalOfBlocks(ConstVecRef x, VecRef s) const override;
 
   ProblemDefaults Defaults(const std::string& algorithm) const override;
