@@ -349,39 +349,59 @@ void SoftmaxRows::BatchColumns(const Batch& batch) const {
   // The same batch as last time (TouchedFeatures, then the oracle on that batch): kept.
   const Index n = batch.size();
   bool same = columns_valid_ && static_cast<Index>(columns_of_.size()) == n;
-  for (Index i = 0; same && i < n; ++i) same = columns_of_[i] == batch[i];
+  for (Index i = 0; i < n && same; ++i) same = columns_of_[i] == batch[i];
   if (same) return;
   columns_valid_ = false;
   columns_of_.resize(n);
   for (Index i = 0; i < n; ++i) columns_of_[i] = batch[i];
-  ScanFeatures(batch, &touched_);
-  const Index features = static_cast<Index>(touched_.size()) - (bias_ && !batch.empty() ? 1 : 0);
-  place_.resize(dim_);
-  for (Index f = 0; f < features; ++f) place_[touched_[f]] = static_cast<std::int32_t>(f);
-  // A counting sort of the batch's entries by feature; each entry's column is looked up once.
-  batch_ptr_.assign(features + 1, 0);
-  slot_.clear();
-  for (Index i = 0; i < batch.size(); ++i) {
+  // A counting sort of the batch's entries by feature, in two passes over them. The first
+  // sets a bit per feature (d / 8 bytes, read back in order: the touched features sorted
+  // without a sort) and counts the feature's entries; the second puts each entry at its
+  // feature's next place (an entry's batch row and value side by side: one cache line
+  // written per entry). The per-feature scratch (d bits, d int32) stays in L2.
+  seen_.resize((dim_ + 63) / 64, 0);
+  count_.resize(dim_, 0);
+  const std::int64_t* indptr = shard_.indptr.data();
+  const std::int32_t* indices = shard_.indices.data();
+  Index lo = dim_, hi = 0;
+  for (Index i = 0; i < n; ++i) {
     const Index row = batch[i];
-    for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k) {
-      const std::int32_t f = place_[shard_.indices[k]];
-      slot_.push_back(f);
-      ++batch_ptr_[f + 1];
+    for (std::int64_t k = indptr[row]; k < indptr[row + 1]; ++k) {
+      const std::int32_t j = indices[k];
+      seen_[j >> 6] |= std::uint64_t{1} << (j & 63);
+      ++count_[j];
+    }
+    if (indptr[row + 1] > indptr[row]) {
+      lo = std::min<Index>(lo, indices[indptr[row]] >> 6);
+      hi = std::max<Index>(hi, (indices[indptr[row + 1] - 1] >> 6) + 1);
     }
   }
-  for (Index f = 0; f < features; ++f) batch_ptr_[f + 1] += batch_ptr_[f];
-  batch_row_.resize(batch_ptr_[features]);
-  batch_value_.resize(batch_ptr_[features]);
-  next_.assign(batch_ptr_.begin(), batch_ptr_.end() - 1);
-  const std::int32_t* f = slot_.data();
-  for (Index i = 0; i < batch.size(); ++i) {
+  // Turns the counts of the touched features into their first places (count_ is zero again
+  // after the batch's entries are placed).
+  touched_.clear();
+  batch_ptr_.assign(1, 0);
+  std::int32_t at = 0;
+  for (Index w = lo; w < hi; ++w) {
+    for (std::uint64_t bits = seen_[w]; bits != 0; bits &= bits - 1) {
+      const Index j = w * 64 + __builtin_ctzll(bits);
+      touched_.push_back(j);
+      const std::int32_t c = count_[j];
+      count_[j] = at;
+      at += c;
+      batch_ptr_.push_back(at);
+    }
+    seen_[w] = 0;
+  }
+  batch_entries_.resize(at);
+  for (Index i = 0; i < n; ++i) {
     const Index row = batch[i];
-    for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k) {
-      const std::int64_t at = next_[*f++]++;
-      batch_row_[at] = static_cast<std::int32_t>(i);
-      batch_value_[at] = shard_.data[k];
+    for (std::int64_t k = indptr[row]; k < indptr[row + 1]; ++k) {
+      const std::int32_t place = count_[indices[k]]++;
+      batch_entries_[place] = {static_cast<std::int32_t>(i), shard_.data[k]};
     }
   }
+  for (const Index j : touched_) count_[j] = 0;
+  if (bias_ && n > 0) touched_.push_back(dim_ - 1);
   columns_valid_ = true;
 }
 
@@ -405,7 +425,8 @@ void SoftmaxRows::BatchColumnPass(const Batch& batch, const WeightMap& w, const 
         if (f + kPrefetch < features) Prefetch(m.data() + touched_[f + kPrefetch] * c, c);
         const double* mk = m.data() + touched_[f] * c;
         for (std::int64_t e = batch_ptr_[f]; e < batch_ptr_[f + 1]; ++e)
-          AxpyRow<kC>(c, static_cast<double>(batch_value_[e]), mk, zp + batch_row_[e] * c);
+          AxpyRow<kC>(c, static_cast<double>(batch_entries_[e].value), mk,
+                      zp + batch_entries_[e].row * c);
       }
       if (bias_) {
         for (Index i = 0; i < n; ++i) AxpyRow<kC>(c, 1.0, m.data() + (dim_ - 1) * c, zp + i * c);
@@ -436,7 +457,8 @@ void SoftmaxRows::BatchColumnPass(const Batch& batch, const WeightMap& w, const 
       if (f + kPrefetch < features) Prefetch(g->data() + touched_[f + kPrefetch] * c, c);
       std::fill(acc, acc + c, 0.0);
       for (std::int64_t e = batch_ptr_[f]; e < batch_ptr_[f + 1]; ++e)
-        AxpyRow<kC>(c, static_cast<double>(batch_value_[e]), rp + batch_row_[e] * c, acc);
+        AxpyRow<kC>(c, static_cast<double>(batch_entries_[e].value),
+                    rp + batch_entries_[e].row * c, acc);
       put(touched_[f]);
     }
     if (bias_ && n > 0) {
@@ -456,28 +478,6 @@ void SoftmaxRows::TouchedFeatures(const Batch& batch, std::vector<Index>* featur
   // Through the batch's CSC, which the oracle on the same batch then finds made.
   BatchColumns(batch);
   features->assign(touched_.begin(), touched_.end());
-}
-
-void SoftmaxRows::ScanFeatures(const Batch& batch, std::vector<Index>* features) const {
-  features->clear();
-  // A bit per feature (d / 8 bytes: in the L1 or L2 cache), read back in order: sorted
-  // without a sort.
-  seen_.resize((dim_ + 63) / 64, 0);
-  Index lo = dim_, hi = 0;
-  for (Index i = 0; i < batch.size(); ++i) {
-    const Index row = batch[i];
-    for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k) {
-      const Index j = shard_.indices[k];
-      seen_[j >> 6] |= std::uint64_t{1} << (j & 63);
-      lo = std::min(lo, j >> 6), hi = std::max(hi, (j >> 6) + 1);
-    }
-  }
-  for (Index w = lo; w < hi; ++w) {
-    for (std::uint64_t bits = seen_[w]; bits != 0; bits &= bits - 1)
-      features->push_back(w * 64 + __builtin_ctzll(bits));
-    seen_[w] = 0;
-  }
-  if (bias_ && !batch.empty()) features->push_back(dim_ - 1);
 }
 
 bool PackedSplit(const std::string& path, const io::DatasetInfo& info, const std::string& split) {

@@ -110,12 +110,10 @@ class SoftmaxRows {
   void SetDiagonal(const Diagonal* diagonal, MutableWeightMap* g) const;
 
   // The batch's CSC (sparse rows): touched_ (TouchedFeatures) and, for each of them but the
-  // bias, its entries' batch positions and values in batch_row_/batch_value_ from
+  // bias, its entries' batch positions and values in batch_entries_ from
   // batch_ptr_[f] to batch_ptr_[f + 1]. Kept for the next call when the batch is the same
   // (columns_of_): stocBiO asks for a batch's touched blocks, then for its oracle.
   void BatchColumns(const Batch& batch) const;
-  // The distinct features of the batch's sparse rows (and the bias), sorted, by a bit scan.
-  void ScanFeatures(const Batch& batch, std::vector<Index>* features) const;
   // ProductPass on sparse rows, column by column over the batch's CSC: W, V and G are read
   // and written once per touched feature, in order, and the scattered accesses go to Z, U and
   // R (batch x C, in the core's cache).
@@ -151,15 +149,19 @@ class SoftmaxRows {
   mutable std::vector<double> wt_, vt_, gt_;
   mutable RowMatrix z_chunk_, u_chunk_;
   mutable std::vector<double> acc_;  // scratch: one row of G
-  mutable std::vector<std::uint64_t> seen_;  // scratch of ScanFeatures: a bit per feature
   mutable std::vector<Index> columns_of_;     // the batch of the CSC below
   mutable bool columns_valid_ = false;
-  mutable std::vector<Index> touched_;        // scratch of BatchColumns (below)
-  mutable std::vector<std::int32_t> place_;   // per feature: its place in touched_
-  mutable std::vector<std::int64_t> batch_ptr_, next_;
-  mutable std::vector<std::int32_t> slot_;  // per batch entry, in row order: its column
-  mutable std::vector<std::int32_t> batch_row_;
-  mutable std::vector<float> batch_value_;
+  // Scratch of BatchColumns, zero between calls: a bit per feature, and per feature its count
+  // of the batch's entries, then its next place.
+  mutable std::vector<std::uint64_t> seen_;
+  mutable std::vector<std::int32_t> count_;
+  mutable std::vector<Index> touched_;        // the batch's CSC (above)
+  mutable std::vector<std::int64_t> batch_ptr_;
+  struct ColumnEntry {
+    std::int32_t row;  // the entry's position in the batch
+    float value;
+  };
+  mutable std::vector<ColumnEntry> batch_entries_;
   mutable Vec probs_of_;             // the rows of W of probs_ (empty: none yet)
   mutable RowMatrix probs_;
   mutable std::uint64_t probs_hold_ = 0;  // the hold in which probs_ was computed, or 0
