@@ -184,8 +184,9 @@ bool PackedSplit(const std::string& path, const io::DatasetInfo& info, const std
 // them, then gather at the start of the vectors (a Zipf vocabulary: the 1000 most frequent
 // of the 130,107 words of 20 Newsgroups hold 55 % of its train entries), where they share
 // cache lines and pages, instead of lying all over 21 MB. Every rank counts the whole train
-// split (io::ReadColumnCounts), so every rank has the same order. Empty for dense files and
-// for blocks made in memory: the file's order.
+// split (io::ReadColumnCounts: 4 bytes per stored entry, 3.5 MB on 20 Newsgroups), so every
+// rank has the same order. Empty for dense files and for blocks made in memory: the file's
+// order.
 struct DataBlocks {
   io::DatasetInfo info;
   io::SplitShard train, val, test;
