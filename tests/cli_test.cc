@@ -428,16 +428,18 @@ io::SplitShard RenamedSplit(Index rows, const std::vector<int>& counts,
 
 // l2reg keeps the features of a sparse file in the order of their train counts: two files
 // that differ only in the numbering of the features (distinct train counts: the same order
-// inside) give the same run, and --output writes x and W in each file's own numbering.
+// inside) give the same run, and --output writes x and W in each file's own numbering. A
+// feature that no train row holds (feature 4, in val and test rows) is left out of W inside;
+// the output has it, with lambda and W's row 0.
 TEST(CliSolve, L2RegOutputIsInTheFilesNumberingOfFeatures) {
   TempDir dir;
-  const int d = 10, classes = 3;
+  const int d = 11, classes = 3, lacking = 4;
   std::vector<int> train_counts(d), other_counts(d), identity(d), rename(d);
   for (int j = 0; j < d; ++j) {
-    train_counts[j] = 2 + 2 * j;          // distinct: feature 9 comes first inside
-    other_counts[j] = 3 + (j * 7) % 10;   // val and test
+    train_counts[j] = j == lacking ? 0 : 2 + 2 * j;  // distinct: feature 10 comes first inside
+    other_counts[j] = 3 + (j * 7) % 10;               // val and test
     identity[j] = j;
-    rename[j] = (3 * j + 1) % d;          // a permutation, not its own inverse
+    rename[j] = (3 * j + 1) % d;  // a permutation, not its own inverse
   }
   io::RunResult results[2];
   for (int k = 0; k < 2; ++k) {
@@ -458,10 +460,17 @@ TEST(CliSolve, L2RegOutputIsInTheFilesNumberingOfFeatures) {
     ASSERT_EQ(results[k].x.size(), d);
     ASSERT_EQ(results[k].y.size(), d * classes);
   }
-  // x moved: a lambda that stayed at 0 would match whatever the order.
-  EXPECT_GT(results[0].x.cwiseAbs().minCoeff(), 0.0);
   for (int j = 0; j < d; ++j) {
     const int r = rename[j];
+    if (j == lacking) {
+      EXPECT_EQ(results[0].x[j], 0.0);
+      EXPECT_EQ(results[1].x[r], 0.0);
+      EXPECT_EQ(results[0].y.segment(j * classes, classes).norm(), 0.0);
+      EXPECT_EQ(results[1].y.segment(r * classes, classes).norm(), 0.0);
+      continue;
+    }
+    // x moved: a lambda that stayed at 0 would match whatever the order.
+    EXPECT_GT(std::abs(results[0].x[j]), 0.0) << "feature " << j;
     EXPECT_NEAR(results[1].x[r], results[0].x[j], 1e-10 * std::abs(results[0].x[j]))
         << "lambda of feature " << j << " (" << r << " in the renamed file)";
     EXPECT_LE((results[1].y.segment(r * classes, classes) -

@@ -66,6 +66,37 @@ io::SplitShard SparseSplit(Index rows, Index d, int classes, std::mt19937* rng, 
   return s;
 }
 
+// The split's rows with the columns in `drop` removed.
+io::SplitShard WithoutColumns(const io::SplitShard& s, const std::vector<int>& drop) {
+  io::SplitShard out = s;
+  out.indices.clear();
+  out.data.clear();
+  out.indptr.assign(1, 0);
+  for (std::size_t i = 0; i + 1 < s.indptr.size(); ++i) {
+    for (std::int64_t k = s.indptr[i]; k < s.indptr[i + 1]; ++k) {
+      if (std::find(drop.begin(), drop.end(), s.indices[k]) != drop.end()) continue;
+      out.indices.push_back(s.indices[k]);
+      out.data.push_back(s.data[k]);
+    }
+    out.indptr.push_back(static_cast<std::int64_t>(out.indices.size()));
+  }
+  return out;
+}
+
+// The same rows stored dense (d columns).
+io::SplitShard Densified(const io::SplitShard& s, Index d) {
+  io::SplitShard out;
+  const Index rows = static_cast<Index>(s.indptr.size()) - 1;
+  out.features = io::FeatureMatrix::Zero(rows, d);
+  for (Index i = 0; i < rows; ++i)
+    for (std::int64_t k = s.indptr[i]; k < s.indptr[i + 1]; ++k)
+      out.features(i, s.indices[k]) = s.data[k];
+  out.labels = s.labels;
+  out.begin = 0;
+  out.end = rows;
+  return out;
+}
+
 // `zeros`: the dense rows' fraction of zero pixels (0.8: packed rows).
 std::string MakeFile(const testing::ScratchDir& dir, bool sparse, double zeros = 0) {
   std::mt19937 rng(3);
@@ -190,7 +221,8 @@ TEST(LoadDataBlocks, SparseFeaturesGoByTheirTrainCountsMostFirst) {
   std::mt19937 rng(11);
   const Index d = 30;
   io::Dataset data = testing::GeneratedDataset(d, 3, "csr");
-  data.train = SparseSplit(25, d, 3, &rng, 4);
+  // Features 4 and 21 are in no train row: they go last, and are dropped from every split.
+  data.train = WithoutColumns(SparseSplit(25, d, 3, &rng, 4), {4, 21});
   data.val = SparseSplit(13, d, 3, &rng, 4);
   data.test = SparseSplit(9, d, 3, &rng, 4);
   const std::string path = dir.File("counts.h5");
@@ -207,9 +239,15 @@ TEST(LoadDataBlocks, SparseFeaturesGoByTheirTrainCountsMostFirst) {
   std::vector<std::int32_t> place(d);
   for (Index k = 0; k < d; ++k) place[order[k]] = static_cast<std::int32_t>(k);
 
+  ASSERT_EQ(counts[4] + counts[21], 0);
+  ASSERT_EQ(std::count(counts.begin(), counts.end(), 0), 2) << "other features lack train rows";
+  const Index kept = d - 2;
   for (const int rank : {0, 1}) {
     const problems::DataBlocks blocks = problems::LoadDataBlocks(path, rank, 2);
     EXPECT_EQ(blocks.feature_order, order) << "rank " << rank;
+    EXPECT_EQ(blocks.file_features, d);
+    for (const io::SplitShard* s : {&blocks.train, &blocks.val, &blocks.test})
+      EXPECT_EQ(s->num_features, kept) << "rank " << rank;
     const std::pair<const io::SplitShard*, const io::SplitShard*> splits[] = {
         {&blocks.train, &data.train}, {&blocks.val, &data.val}, {&blocks.test, &data.test}};
     for (const auto& [block, file] : splits) {
@@ -217,7 +255,8 @@ TEST(LoadDataBlocks, SparseFeaturesGoByTheirTrainCountsMostFirst) {
         const Index row = block->begin + i;
         std::vector<std::pair<std::int32_t, float>> expected, held;
         for (std::int64_t e = file->indptr[row]; e < file->indptr[row + 1]; ++e)
-          expected.emplace_back(place[file->indices[e]], file->data[e]);
+          if (place[file->indices[e]] < kept)
+            expected.emplace_back(place[file->indices[e]], file->data[e]);
         std::sort(expected.begin(), expected.end());
         for (std::int64_t e = block->indptr[i]; e < block->indptr[i + 1]; ++e)
           held.emplace_back(block->indices[e], block->data[e]);
@@ -271,6 +310,96 @@ TEST(L2Reg, OraclesMatchFiniteDifferencesOnSparseAndDenseData) {
                                                   RandomVec(28, 4, 0.5), o);
     EXPECT_TRUE(report.passed) << (sparse ? "csr\n" : "dense\n") << report.ToString();
   }
+}
+
+// Features that no train row holds are left out of W (DataBlocks): their rows of W would be
+// 0 for any lambda. On a sparse file with three such features (held by val and test rows),
+// l2reg gives the values and oracles of the same data stored dense (a dense file keeps every
+// feature, in the file's order) once x, y and v are put in the file's order (ToDataOrder, the
+// left-out rows as zeros): grad_y G, H v, J v and grad_lambda G are those of the whole
+// problem, their left-out entries 0 included; grad_y F agrees on the rows W keeps (it is not
+// 0 on the others, but they do not reach the hypergradient: J is 0 there).
+TEST(L2Reg, FeaturesTheTrainSplitLacksAreLeftOutOfW) {
+  testing::ScratchDir dir;
+  const Index d = 12, c = 3;
+  const std::vector<int> lacking = {2, 7, 11};
+  std::mt19937 rng(21);
+  io::Dataset sparse = testing::GeneratedDataset(d, c, "csr");
+  sparse.train = WithoutColumns(SparseSplit(20, d, c, &rng, 3), lacking);
+  sparse.val = SparseSplit(10, d, c, &rng, 2);
+  sparse.test = SparseSplit(8, d, c, &rng, 2);
+  for (const int j : lacking)
+    ASSERT_NE(std::count(sparse.val.indices.begin(), sparse.val.indices.end(), j), 0);
+  io::Dataset dense = testing::GeneratedDataset(d, c, "dense");
+  dense.train = Densified(sparse.train, d);
+  dense.val = Densified(sparse.val, d);
+  dense.test = Densified(sparse.test, d);
+  const std::string sparse_path = dir.File("lacking_sparse.h5");
+  const std::string dense_path = dir.File("lacking_dense.h5");
+  io::WriteDataset(sparse_path, sparse);
+  io::WriteDataset(dense_path, dense);
+
+  L2RegProblem ps(sparse_path, 0, 1), pd(dense_path, 0, 1);
+  const Index q = ps.DimInner();
+  ASSERT_EQ(ps.DimOuter(), d);
+  ASSERT_EQ(q, (d - 3) * c);
+  ASSERT_EQ(pd.DimInner(), d * c);
+  // x (d) and y-shaped vectors (q) of the sparse problem in the file's order and shape.
+  auto file_x = [&](Vec x) {
+    Vec y = Vec::Zero(q);
+    ps.ToDataOrder(&x, &y);
+    return x;
+  };
+  auto file_y = [&](Vec y) {
+    Vec x = Vec::Zero(d);
+    ps.ToDataOrder(&x, &y);
+    EXPECT_EQ(y.size(), d * c);
+    return y;
+  };
+  const Vec xs = RandomVec(d, 41, 1.0), ys = RandomVec(q, 42, 0.5), vs = RandomVec(q, 43, 1.0);
+  const Vec xd = file_x(xs), yd = file_y(ys), vd = file_y(vs);
+  for (const int j : lacking) EXPECT_EQ(yd.segment(j * c, c).norm(), 0.0) << "feature " << j;
+  auto expect_near = [](const Vec& got, const Vec& want, const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    EXPECT_LE((got - want).norm(), 1e-12 * (1 + want.norm())) << what;
+  };
+
+  const std::vector<Index> some = {0, 3, 4, 9};
+  for (const Batch& batch : {Batch::Range(0, 20), Batch::List(some.data(), 4)}) {
+    const std::string b = ", batch of " + std::to_string(batch.size());
+    EXPECT_NEAR(ps.ValueG(xs, ys, batch), pd.ValueG(xd, yd, batch),
+                1e-12 * std::abs(pd.ValueG(xd, yd, batch)));
+    Vec gs(q), gd(d * c), js(d), jd(d);
+    ps.GradYG(xs, ys, batch, gs);
+    pd.GradYG(xd, yd, batch, gd);
+    expect_near(file_y(gs), gd, "grad_y G" + b);
+    ps.HessianVec(xs, ys, vs, batch, gs);
+    pd.HessianVec(xd, yd, vd, batch, gd);
+    expect_near(file_y(gs), gd, "H v" + b);
+    ps.JacobianVec(xs, ys, vs, batch, js);
+    pd.JacobianVec(xd, yd, vd, batch, jd);
+    expect_near(file_x(js), jd, "J v" + b);
+    for (const int j : lacking) EXPECT_EQ(jd[j], 0.0);
+    ps.GradXG(xs, ys, batch, js);
+    pd.GradXG(xd, yd, batch, jd);
+    expect_near(file_x(js), jd, "grad_lambda G" + b);
+  }
+  const Batch val = Batch::Range(0, 10);
+  EXPECT_NEAR(ps.ValueF(xs, ys, val), pd.ValueF(xd, yd, val),
+              1e-12 * std::abs(pd.ValueF(xd, yd, val)));
+  Vec fs(q), fd(d * c);
+  ps.GradYF(xs, ys, val, fs);
+  pd.GradYF(xd, yd, val, fd);
+  Vec fs_file = file_y(fs);
+  for (const int j : lacking) {
+    EXPECT_GT(fd.segment(j * c, c).norm(), 0.0) << "feature " << j;
+    fd.segment(j * c, c).setZero();
+  }
+  expect_near(fs_file, fd, "grad_y F on the rows W keeps");
+  Vec es(2), ed(2);
+  ps.EvalLocalSums(xs, ys, es);
+  pd.EvalLocalSums(xd, yd, ed);
+  expect_near(es, ed, "test loss and accuracy");
 }
 
 // Full-batch passes over sparse data go column by column (CSC); minibatches row by row (CSR).
@@ -375,7 +504,10 @@ TEST(L2Reg, TouchedBlocksOnlyOraclesEqualTheWholeOnTheTouchedBlocks) {
   io::WriteDataset(path, data);
   L2RegProblem problem(path, 0, 1);
   ASSERT_EQ(problem.BlockSize(), 3);
-  const Index q = problem.DimInner(), c = 3;
+  // W's rows: the features the train split holds (DataBlocks), fewer than the file's 40.
+  const Index q = problem.DimInner(), c = 3, features = q / c;
+  ASSERT_EQ(problem.DimOuter(), 40);
+  ASSERT_LT(features, 40);
   const Vec x = RandomVec(40, 31, 1.0), y = RandomVec(q, 32, 0.5), v = RandomVec(q, 33, 1.0);
   const std::vector<Index> some = {1, 4, 9, 11}, none = {2};  // val has 12 rows
   const Index n = problem.LocalShard(Split::kInner).size();
@@ -390,7 +522,7 @@ TEST(L2Reg, TouchedBlocksOnlyOraclesEqualTheWholeOnTheTouchedBlocks) {
                                ", batch of " + std::to_string(batch.size());
       std::vector<Index> blocks;
       problem.TouchedBlocks(split, batch, &blocks);
-      std::vector<bool> touched(40, false);
+      std::vector<bool> touched(features, false);
       for (std::size_t k = 0; k < blocks.size(); ++k) {
         touched[blocks[k]] = true;
         if (k > 0) EXPECT_LT(blocks[k - 1], blocks[k]) << what << ": sorted and distinct";
@@ -398,7 +530,7 @@ TEST(L2Reg, TouchedBlocksOnlyOraclesEqualTheWholeOnTheTouchedBlocks) {
       if (batch.size() == 1) EXPECT_TRUE(blocks.empty()) << what;
       // y and v poisoned outside the touched blocks: not read there.
       Vec y_poisoned = y, v_poisoned = v;
-      for (Index k = 0; k < 40; ++k) {
+      for (Index k = 0; k < features; ++k) {
         if (touched[k]) continue;
         y_poisoned.segment(k * c, c).setConstant(NAN);
         v_poisoned.segment(k * c, c).setConstant(NAN);
@@ -415,7 +547,7 @@ TEST(L2Reg, TouchedBlocksOnlyOraclesEqualTheWholeOnTheTouchedBlocks) {
       oracle(y_poisoned, v_poisoned, &part);
       problem.set_touched_blocks_only(false);
       problem.set_sample_diagonal_omitted(false);
-      for (Index k = 0; k < 40; ++k) {
+      for (Index k = 0; k < features; ++k) {
         const auto w = whole.segment(k * c, c), got = part.segment(k * c, c);
         if (touched[k]) {
           EXPECT_LE((got - w).norm(), 1e-13 * (1 + w.norm())) << what << ", feature " << k;

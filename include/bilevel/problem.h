@@ -193,11 +193,12 @@ class Problem {
     return ProblemDefaults();
   }
 
-  // x and y, as the solver holds them, rewritten in the order of the problem's data (what
-  // `bilevel solve --output` writes): the identity unless the problem keeps its variables in
-  // an order of its own (the classifiers on a sparse file: features by frequency,
+  // x and y, as the solver holds them, rewritten in the order and the shape of the problem's
+  // data (what `bilevel solve --output` writes): the identity unless the problem keeps its
+  // variables in an order of its own, or leaves out entries that stay zero (the classifiers
+  // on a sparse file: features by frequency, and only those the train split holds;
   // problems/softmax_rows.h). Checkpoints keep the solver's order.
-  virtual void ToDataOrder(VecRef x, VecRef y) const { (void)x, (void)y; }
+  virtual void ToDataOrder(Vec* x, Vec* y) const { (void)x, (void)y; }
 
   // Key facts for the run header (shapes, constants), as (name, value) pairs.
   virtual std::vector<std::pair<std::string, std::string>> Describe() const { return {}; }

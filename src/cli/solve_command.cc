@@ -241,7 +241,7 @@ int Solve(const std::vector<std::string>& args, Communicator& comm) {
       if (!config.output_path.empty()) {
         io::RunResult result{x, y, problem->Name(), config.solver.algorithm, summary.termination,
                              summary.iterations, comm.size()};
-        problem->ToDataOrder(result.x, result.y);
+        problem->ToDataOrder(&result.x, &result.y);
         io::WriteResult(config.output_path, result);
       }
       MetricsRecord final_record = summary.last;

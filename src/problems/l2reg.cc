@@ -57,6 +57,7 @@ void L2RegProblem::GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecR
   const Vec& e = ExpLambda(x);
   for (Index k = 0; k < train_.dim(); ++k)
     out[k] = scale * e[k] * y.segment(k * c, c).squaredNorm();
+  out.tail(out.size() - train_.dim()).setZero();  // the features W leaves out: W_k = 0
 }
 
 void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,
@@ -90,6 +91,7 @@ void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, cons
   const Vec& e = ExpLambda(x);
   for (Index k = 0; k < train_.dim(); ++k)
     out[k] = scale * e[k] * y.segment(k * c, c).dot(v.segment(k * c, c));
+  out.tail(out.size() - train_.dim()).setZero();
 }
 
 void L2RegProblem::JacobianVecOnBlocks(ConstVecRef x, ConstVecRef y, ConstVecRef v,
@@ -119,12 +121,12 @@ void L2RegProblem::TouchedBlocks(Split split, const Batch& batch, std::vector<In
 }
 
 bool L2RegProblem::SampleDiagonalOfBlocks(ConstVecRef x, VecRef s) const {
-  s = Scale() * ExpLambda(x);
+  s = Scale() * ExpLambda(x).head(train_.dim());
   return true;
 }
 
-void L2RegProblem::ToDataOrder(VecRef x, VecRef y) const {
-  FeaturesToDataOrder(x, 1);
+void L2RegProblem::ToDataOrder(Vec* x, Vec* y) const {
+  FeaturesToDataOrder(*x, 1);
   SoftmaxProblem::ToDataOrder(x, y);
 }
 

@@ -27,7 +27,9 @@ class L2RegProblem : public SoftmaxProblem {
   L2RegProblem(const std::string& path, int rank, int ranks);
 
   std::string Name() const override { return "l2reg"; }
-  Index DimOuter() const override { return train_.dim(); }
+  // One lambda per feature of the file; W has rows for the train split's features only (the
+  // others' weights are 0 for any lambda, and so is their hypergradient: DataBlocks).
+  Index DimOuter() const override { return file_features(); }
 
   double ValueG(ConstVecRef x, ConstVecRef y, const Batch& batch) override;
   void GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
@@ -59,7 +61,7 @@ class L2RegProblem : public SoftmaxProblem {
   // iteration diverges.)
   void ProjectOuter(VecRef x, double inner_lr) const override;
   // x (one lambda per feature) and W in the file's order of features.
-  void ToDataOrder(VecRef x, VecRef y) const override;
+  void ToDataOrder(Vec* x, Vec* y) const override;
   int NumEvalSums() const override { return 2; }
   void EvalLocalSums(ConstVecRef x, ConstVecRef y, VecRef sums) override;
   void EvalReport(ConstVecRef x, ConstVecRef y, ConstVecRef hypergrad, ConstVecRef sums,
@@ -69,7 +71,10 @@ class L2RegProblem : public SoftmaxProblem {
   L2RegProblem(const std::string& path, DataBlocks data);
   // |B| D M: the regularizer's Hessian (diagonal) applied to M, scaled by the batch size.
   SoftmaxRows::Diagonal Regularizer(ConstVecRef x, ConstVecRef m, const Batch& batch) const;
-  double Scale() const { return 1.0 / static_cast<double>(train_.dim() * train_.classes()); }
+  // 1 / (d C), d the file's features.
+  double Scale() const {
+    return 1.0 / static_cast<double>(file_features() * train_.classes());
+  }
 
   // exp(lambda), recomputed only when x changes (every oracle of an iteration shares x).
   const Vec& ExpLambda(ConstVecRef x) const;

@@ -11,6 +11,8 @@ SoftmaxProblem::SoftmaxProblem(const std::string& path, DataBlocks data, bool bi
     : path_(path),
       checksum_(data.info.attributes.source_sha256),
       feature_order_(std::move(data.feature_order)),
+      file_features_(data.file_features > 0 ? data.file_features : data.train.num_features),
+      bias_(bias),
       train_(std::move(data.train), bias, data.train_packed),
       val_(std::move(data.val), bias, data.val_packed),
       test_(std::move(data.test), bias, data.test_packed) {}
@@ -22,8 +24,14 @@ void SoftmaxProblem::FeaturesToDataOrder(VecRef v, Index block) const {
     v.segment(feature_order_[k] * block, block) = held.segment(k * block, block);
 }
 
-void SoftmaxProblem::ToDataOrder(VecRef, VecRef y) const {
-  FeaturesToDataOrder(y, train_.classes());
+void SoftmaxProblem::ToDataOrder(Vec*, Vec* y) const {
+  if (feature_order_.empty()) return;
+  const Index c = train_.classes(), held = held_features();
+  Vec out = Vec::Zero((file_features_ + (bias_ ? 1 : 0)) * c);
+  for (Index k = 0; k < held; ++k)
+    out.segment(feature_order_[k] * c, c) = y->segment(k * c, c);
+  if (bias_) out.tail(c) = y->tail(c);
+  *y = std::move(out);
 }
 
 Shard SoftmaxProblem::LocalShard(Split split) const {
@@ -74,7 +82,9 @@ void SoftmaxProblem::ReportTest(double loss, double correct, MetricsRecord* r) c
 
 std::vector<std::pair<std::string, std::string>> SoftmaxProblem::Describe() const {
   return {{"data", path_},
-          {"features", std::to_string(train_.dim())},
+          {"features", std::to_string(file_features_ + (bias_ ? 1 : 0))},
+          // The rows of W: the features the train split holds (DataBlocks), and the bias.
+          {"weight_rows", std::to_string(train_.dim())},
           {"classes", std::to_string(train_.classes())},
           // How rank 0 holds its training rows: "csr" (a sparse file), "packed" (dense rows,
           // mostly zeros, kept as their nonzeros) or "dense".

@@ -28,8 +28,9 @@ class SoftmaxProblem : public Problem {
   void GradXF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
   void GradYF(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) override;
 
-  // W's feature rows in the file's order (the bias row stays last).
-  void ToDataOrder(VecRef x, VecRef y) const override;
+  // W's feature rows in the file's order, those of the features the train split lacks (not
+  // held: DataBlocks) as zeros; the bias row stays last.
+  void ToDataOrder(Vec* x, Vec* y) const override;
 
   std::vector<std::pair<std::string, std::string>> Describe() const override;
   std::vector<std::pair<std::string, std::string>> Identity() const override;
@@ -47,6 +48,9 @@ class SoftmaxProblem : public Problem {
   // Rewrites v (features of the file, in the order of the blocks, `block` values each) in the
   // file's order: block k goes to block feature_order_[k].
   void FeaturesToDataOrder(VecRef v, Index block) const;
+  // The file's features (d), and how many of them W holds (the train split's: DataBlocks).
+  Index file_features() const { return file_features_; }
+  Index held_features() const { return train_.dim() - (bias_ ? 1 : 0); }
   // "train_frequency" (DataBlocks::feature_order) or "file".
   std::string FeatureOrderName() const {
     return feature_order_.empty() ? "file" : "train_frequency";
@@ -55,6 +59,8 @@ class SoftmaxProblem : public Problem {
   std::string path_;
   std::string checksum_;  // the sha256 of the dataset's sources
   std::vector<std::int32_t> feature_order_;  // DataBlocks::feature_order (empty: the file's)
+  Index file_features_;
+  bool bias_;
   SoftmaxRows train_, val_, test_;
   RowMatrix z_, u_;  // scratch: logits and products of a batch
   Vec ce_;           // scratch: cross-entropies of a batch

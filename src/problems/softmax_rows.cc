@@ -502,14 +502,40 @@ DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {
   b.train_packed = PackedSplit(path, b.info, "train");
   b.val_packed = PackedSplit(path, b.info, "val");
   b.test_packed = PackedSplit(path, b.info, "test");
+  b.file_features = b.info.attributes.num_features;
   if (b.info.csr()) {
-    b.feature_order = FrequencyOrder(io::ReadColumnCounts(path, "train"));
+    const std::vector<std::int64_t> counts = io::ReadColumnCounts(path, "train");
+    b.feature_order = FrequencyOrder(counts);
     std::vector<std::int32_t> place(b.feature_order.size());
     for (std::size_t k = 0; k < place.size(); ++k)
       place[b.feature_order[k]] = static_cast<std::int32_t>(k);
     for (io::SplitShard* s : {&b.train, &b.val, &b.test}) RenumberColumns(place, s);
+    // The features the train split holds come first; the others (none of its rows has them)
+    // are dropped. A split with no entry at all keeps every feature.
+    const Index held = std::count_if(counts.begin(), counts.end(), [](std::int64_t n) { return n > 0; });
+    if (held > 0)
+      for (io::SplitShard* s : {&b.train, &b.val, &b.test}) KeepColumnsBelow(held, s);
   }
   return b;
+}
+
+void KeepColumnsBelow(Index features, io::SplitShard* shard) {
+  // Rows are in increasing column order: the entries dropped end each row.
+  std::int64_t at = 0;
+  for (std::size_t i = 0; i + 1 < shard->indptr.size(); ++i) {
+    const std::int64_t lo = shard->indptr[i], hi = shard->indptr[i + 1];
+    shard->indptr[i] = at;
+    for (std::int64_t k = lo; k < hi && shard->indices[k] < features; ++k, ++at) {
+      shard->indices[at] = shard->indices[k];
+      shard->data[at] = shard->data[k];
+    }
+  }
+  if (!shard->indptr.empty()) shard->indptr.back() = at;
+  shard->indices.resize(at);
+  shard->data.resize(at);
+  shard->indices.shrink_to_fit();
+  shard->data.shrink_to_fit();
+  shard->num_features = features;
 }
 
 std::vector<std::int32_t> FrequencyOrder(const std::vector<std::int64_t>& counts) {

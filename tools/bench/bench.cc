@@ -259,18 +259,22 @@ std::unique_ptr<Problem> MakeProblem(const ProblemSpec& spec, int rank, int rank
 
 // How the batches of one split are stored, for the traffic model: dense, packed (dense rows
 // that are mostly zeros, kept as their nonzeros: problems::PackedSplit, the problems' own
-// decision) or CSR, with the nonzeros of every row (read here once).
+// decision) or CSR, with the nonzeros of every row (read here once; for CSR as the problems
+// hold them, without the features the train split lacks: problems::DataBlocks).
 class SplitStorage {
  public:
   SplitStorage(const std::string& path, const io::DatasetInfo& info, const std::string& split)
       : dim_(info.attributes.num_features) {
-    const io::SplitShard shard = io::ReadSplitShard(path, split, 0, info.ForSplit(split).rows);
-    if (shard.csr) {
+    if (info.csr()) {
+      const problems::DataBlocks blocks = problems::LoadDataBlocks(path, 0, 1);
+      const io::SplitShard& shard =
+          split == "train" ? blocks.train : split == "val" ? blocks.val : blocks.test;
       kind_ = "csr";
       for (Index i = 0; i < shard.size(); ++i)
         nonzeros_.push_back(shard.indptr[i + 1] - shard.indptr[i]);
       return;
     }
+    const io::SplitShard shard = io::ReadSplitShard(path, split, 0, info.ForSplit(split).rows);
     for (Index i = 0; i < shard.size(); ++i)
       nonzeros_.push_back((shard.features.row(i).array() != 0.0f).count());
     if (problems::PackedSplit(path, info, split)) kind_ = "packed";
