@@ -72,14 +72,11 @@ void StocBio::BlockSparseSeries(ConstVecRef x) {
   BlockSums& sums = block_sums();
   const Index block = sums.block_size();
   // r = v = grad_y F(D_F), nonzero only on the blocks D_F touches; zero elsewhere until a
-  // factor's batch touches them (lazy_ holds them as zero, unwritten). v_ itself is zero off
-  // the blocks the last series touched (live_): those are cleared, and v_ is then zero on
-  // every block this series leaves alone.
-  if (v_zero_off_live_) {
-    for (const Index b : live_) std::fill_n(v_.data() + b * block, block, 0.0);
-  } else {
-    v_.setZero();
-  }
+  // factor's batch touches them (lazy_ holds them as zero, unwritten: a block is zero-filled
+  // or written whole when the series first reaches it). v_ itself is zero off the blocks the
+  // last series touched (live_); those of them that this series leaves alone are cleared at
+  // its end.
+  if (!v_zero_off_live_) v_.setZero();
   lazy_.Start(oracles().problem(), x, eta, block, /*zero=*/true);
   sums.Touch(Split::kOuter, outer_batch_);
   const double f_scale = oracles().GradYFSum(x, y_, outer_batch_, hv_, /*touched_only=*/true);
@@ -101,7 +98,18 @@ void StocBio::BlockSparseSeries(ConstVecRef x) {
     lazy_.UpdateBlocks(sums, j, eta * scale, r_.data(), v_.data());
   }
   // v = eta acc on the blocks the series touched; r is not needed any more.
+  last_live_.swap(live_);
   lazy_.FinishSeries(o.hessian_steps, eta, r_.data(), v_.data(), &live_);
+  if (v_zero_off_live_) {
+    // The last series' blocks that are not this one's (both lists increasing).
+    auto now = live_.begin();
+    for (const Index b : last_live_) {
+      while (now != live_.end() && *now < b) ++now;
+      if (now != live_.end() && *now == b) continue;
+      double* vb = v_.data() + b * block;
+      for (Index j = 0; j < block; ++j) vb[j] = 0.0;
+    }
+  }
   v_zero_off_live_ = true;
 }
 

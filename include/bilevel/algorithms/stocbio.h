@@ -48,7 +48,7 @@ class StocBio : public Algorithm {
   Vec v_;
   // The blocks the last block-sparse series touched; off them v_ is zero (when
   // v_zero_off_live_: no whole series ran since).
-  std::vector<Index> live_;
+  std::vector<Index> live_, last_live_;  // last_live_: scratch of BlockSparseSeries
   bool v_zero_off_live_ = true;
 };
 
