@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <stdexcept>
+#include <vector>
 
 #include "bilevel/algorithm.h"
 #include "bilevel/mpi_communicator.h"
@@ -36,6 +38,49 @@ TEST(MpiCommunicator, CollectivesSumAndBroadcast) {
   Vec b = Vec::Constant(4, r == 0 ? 7.5 : 0.0);
   world->Broadcast(b, 0);
   EXPECT_EQ(b[3], 7.5);
+}
+
+// Uneven slices (Communicator::SetSlices, as ColumnSums sets them): the reduce-scatter (whole
+// and in pieces) and the allgather on them, through MPI (short vectors) and through shared
+// memory (long ones), give each rank the sums of its own slice and every rank every slice.
+TEST(MpiCommunicator, UnevenSlicesReduceScatterAndAllgather) {
+  const int r = world->rank(), p = world->size();
+  for (const Index n : {Index{100}, Index{1} << 17}) {
+    std::vector<Index> bounds(p + 1, n);
+    for (int q = 0; q < p; ++q) bounds[q] = (n * q * q / (p * p)) & ~Index{7};
+    world->SetSlices(n, bounds);
+    for (int q = 0; q < p; ++q) {
+      EXPECT_EQ(world->SliceOf(n, q).lo, bounds[q]);
+      EXPECT_EQ(world->SliceOf(n, q).hi, bounds[q + 1]);
+    }
+    const Slice mine = world->MySlice(n);
+    auto sum_at = [&](Index i) { return p * static_cast<double>(i) + p * (p - 1) / 2.0; };
+    Vec v(n);
+    for (Index i = 0; i < n; ++i) v[i] = static_cast<double>(i + r);
+    world->ReduceScatterSum(v);
+    for (Index i = mine.lo; i < mine.hi; ++i) ASSERT_EQ(v[i], sum_at(i)) << "n " << n << ", " << i;
+    for (Index i = 0; i < n; ++i) v[i] = static_cast<double>(i + r);
+    Index covered = mine.lo;
+    world->ReduceScatterSum(v.data(), n, [&](Index lo, const double* sums, Index m) {
+      EXPECT_EQ(lo, covered);
+      for (Index k = 0; k < m; ++k) EXPECT_EQ(sums[k], sum_at(lo + k));
+      covered = lo + m;
+    });
+    EXPECT_EQ(covered, mine.hi);
+    Vec u = Vec::Constant(n, -1.0);
+    for (Index i = mine.lo; i < mine.hi; ++i) u[i] = 2.0 * static_cast<double>(i);
+    world->AllgatherSlices(u);
+    for (Index i = 0; i < n; ++i) ASSERT_EQ(u[i], 2.0 * static_cast<double>(i)) << "n " << n;
+    world->SetSlices(n, {});
+    EXPECT_EQ(world->MySlice(n).lo, (static_cast<Index>(r) * n / p) & ~Index{7});
+  }
+  EXPECT_THROW(world->SetSlices(100, std::vector<Index>(p + 1, 0)), std::invalid_argument);
+  if (p > 1) {
+    std::vector<Index> odd(p + 1, 100);
+    odd[0] = 0;
+    odd[1] = 3;  // not a multiple of 8
+    EXPECT_THROW(world->SetSlices(100, odd), std::invalid_argument);
+  }
 }
 
 // Runs `o` on the first 1, 2, ..., P ranks of the world (real MPI sub-communicators; 3 gives

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include <Eigen/Eigenvalues>
 
@@ -98,6 +101,17 @@ io::SplitShard Densified(const io::SplitShard& s, Index d) {
 }
 
 // `zeros`: the dense rows' fraction of zero pixels (0.8: packed rows).
+// A sparse dataset of d features and `classes` classes whose train, val and test splits have
+// rows[0], rows[1] and rows[2] rows of SparseSplit(..., every), drawn in that order from `seed`.
+io::Dataset SparseData(Index d, int classes, unsigned seed, int every, std::array<Index, 3> rows) {
+  std::mt19937 rng(seed);
+  io::Dataset data = testing::GeneratedDataset(d, classes, "csr");
+  data.train = SparseSplit(rows[0], d, classes, &rng, every);
+  data.val = SparseSplit(rows[1], d, classes, &rng, every);
+  data.test = SparseSplit(rows[2], d, classes, &rng, every);
+  return data;
+}
+
 std::string MakeFile(const testing::ScratchDir& dir, bool sparse, double zeros = 0) {
   std::mt19937 rng(3);
   io::Dataset data = testing::GeneratedDataset(7, 4, sparse ? "csr" : "dense");
@@ -488,11 +502,7 @@ TEST(L2Reg, SampleDiagonalAddedBackEqualsTheWholeOracle) {
 // that touches nothing.
 TEST(L2Reg, TouchedBlocksOnlyOraclesEqualTheWholeOnTheTouchedBlocks) {
   testing::ScratchDir dir;
-  std::mt19937 rng(8);
-  io::Dataset data = testing::GeneratedDataset(40, 3, "csr");
-  data.train = SparseSplit(30, 40, 3, &rng, 10);
-  data.val = SparseSplit(12, 40, 3, &rng, 10);
-  data.test = SparseSplit(5, 40, 3, &rng, 10);
+  io::Dataset data = SparseData(40, 3, 8, 10, {30, 12, 5});
   {  // row 2 is empty
     io::SplitShard& t = data.train;
     const std::int64_t lo = t.indptr[2], hi = t.indptr[3];
@@ -714,6 +724,51 @@ TEST(Hyperclean, ShardsAddUp) {
   // Every rank keeps its rows packed: the decision follows the split, not the shard.
   for (int rank = 0; rank < 3; ++rank)
     EXPECT_EQ(TrainRows(HypercleanProblem(packed, rank, 3)), "packed") << "rank " << rank;
+}
+
+// The products by columns of more than one rank (Problem::ColumnFactors, ColumnProduct: what
+// ColumnSums does on 3 ranks): every rank's rows of R, in rank order, and each rank's slice of
+// ColumnSliceBounds formed from A's columns, make the whole grad_y G_0 and H_0 v of the
+// one-rank oracles (sample diagonal omitted); the bounds are slices of whole 8-entry groups.
+TEST(L2Reg, ColumnProductsOnTheRanksSlicesMakeTheWholeOracle) {
+  testing::ScratchDir dir;
+  const std::string path = dir.File("columns.h5");
+  io::WriteDataset(path, SparseData(60, 5, 4, 7, {31, 11, 9}));
+  L2RegProblem whole(path, 0, 1);
+  ASSERT_EQ(whole.ColumnFactorWidth(), 5);
+  const Index q = whole.DimInner(), c = 5;
+  const Vec x = RandomVec(60, 1, 1.0), y = RandomVec(q, 2, 0.5), v = RandomVec(q, 3, 1.0);
+  whole.set_sample_diagonal_omitted(true);
+  const Batch all = Batch::Range(0, whole.LocalShard(Split::kInner).size());
+  Vec g(q), h(q);
+  whole.GradYG(x, y, all, g);
+  whole.HessianVec(x, y, v, all, h);
+  const std::vector<Index> bounds = whole.ColumnSliceBounds(3);
+  ASSERT_EQ(bounds.size(), 4u);
+  EXPECT_EQ(bounds.front(), 0);
+  EXPECT_EQ(bounds.back(), q);
+  for (int r = 1; r < 3; ++r) {
+    EXPECT_EQ(bounds[r] % 8, 0);
+    EXPECT_LE(bounds[r - 1], bounds[r]);
+  }
+  EXPECT_TRUE(whole.ColumnSliceBounds(1).empty());
+  for (const bool hessian : {false, true}) {
+    std::vector<std::unique_ptr<L2RegProblem>> parts;
+    std::vector<double> rows;
+    for (int r = 0; r < 3; ++r) {
+      parts.push_back(std::make_unique<L2RegProblem>(path, r, 3));
+      std::vector<double> mine(parts.back()->LocalShard(Split::kInner).size() * c);
+      parts.back()->ColumnFactors(x, y, hessian ? v.data() : nullptr, mine.data());
+      rows.insert(rows.end(), mine.begin(), mine.end());
+    }
+    Vec sliced(q);
+    for (int r = 0; r < 3; ++r) {
+      parts[r]->PrepareColumns(bounds[r], bounds[r + 1]);
+      parts[r]->ColumnProduct(rows.data(), bounds[r], bounds[r + 1], sliced.data() + bounds[r]);
+    }
+    const Vec& expected = hessian ? h : g;
+    EXPECT_LT((sliced - expected).norm(), 1e-12 * expected.norm()) << (hessian ? "H v" : "grad");
+  }
 }
 
 TEST(L2Reg, ShardsAddUp) {

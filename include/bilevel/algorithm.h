@@ -47,11 +47,43 @@ struct DistributedHessian {
   double Sum(double local) const { return local; }
 };
 
+// Full-batch sums on slices by columns (Problem::ColumnFactorWidth): instead of every rank
+// forming its samples' whole sum for a reduce-scatter, every rank computes its samples' rows
+// of R, one allgather (AllgatherPieces: n C doubles, n the inner split's samples) gives each
+// rank all of them, and each rank forms its own slice of A^T R from A's columns.
+struct ColumnSums {
+  // Whether the sums of `batch` on slices go by columns: the full batch, where an algorithm
+  // has set the slices for them (Algorithm::UseColumnSums).
+  bool Applies(const MiniBatch& batch) const { return enabled && batch.full(); }
+  bool enabled = false;
+  // Every rank's rows of R of grad_y G_0 (v null) or grad^2_yy G_0 v (v whole) at (x, y), in
+  // `all`: returns 1 / |B|. Collective.
+  double Gather(Oracles& oracles, Communicator& comm, ConstVecRef x, ConstVecRef y,
+                const double* v, const MiniBatch& batch);
+  // Hands the entries of A^T R of `slice` to use(offset from slice.lo, sums, n) in chunks of
+  // kChunk from the slice's start (the chunks of SlicedHessian's pieces).
+  template <class Use>
+  void Chunks(Problem& problem, Slice slice, Use&& use) {
+    problem.PrepareColumns(slice.lo, slice.hi);
+    chunk.resize(kChunk);
+    for (Index at = 0; at < slice.hi - slice.lo; at += kChunk) {
+      const Index n = std::min(kChunk, slice.hi - slice.lo - at);
+      problem.ColumnProduct(all.data(), slice.lo + at, slice.lo + at + n, chunk.data());
+      use(at, chunk.data(), n);
+    }
+  }
+  static constexpr Index kChunk = 2048;
+  std::vector<double> rows, all;  // this rank's rows of R; every rank's
+  std::vector<Index> counts;
+  Vec chunk;
+};
+
 // H v over a minibatch of the inner split on slices: this rank holds its slice
 // (Communicator::MySlice(q)) of v and receives its slice of H v, and the linear solver updates
 // only its slices. Per Apply one allgather (v) and one reduce-scatter (H v) of q doubles, which
 // move what one allreduce moves, and the 1/|B| scaling is applied to the slice only; per Sum
-// one allreduce of one double (the solver's dot products).
+// one allreduce of one double (the solver's dot products). With `columns`, where ColumnSums
+// apply, the reduce-scatter is replaced by ColumnSums' allgather of n C doubles.
 class SlicedHessian {
  public:
   // `whole` and `product`: scratch, sized to q doubles where the communicator has no buffers
@@ -60,10 +92,11 @@ class SlicedHessian {
   // in the pass that scales the product).
   SlicedHessian(Oracles* oracles, Communicator* comm, ConstVecRef x, ConstVecRef y,
                 const MiniBatch* batch, Vec* whole, Vec* product,
-                BlockDiagonal* diagonal = nullptr)
+                BlockDiagonal* diagonal = nullptr, ColumnSums* columns = nullptr)
       : oracles_(oracles), comm_(comm), x_(x), y_(y), batch_(batch), whole_(whole),
         product_(product), slice_(comm->MySlice(y.size())),
-        blocks_(diagonal && diagonal->Set(oracles->problem(), x) ? diagonal : nullptr) {}
+        blocks_(diagonal && diagonal->Set(oracles->problem(), x) ? diagonal : nullptr),
+        columns_(columns && columns->Applies(*batch) ? columns : nullptr) {}
   void Apply(ConstVecRef v, VecRef out) {
     double* whole = Whole();
     std::copy(v.data(), v.data() + v.size(), whole + slice_.lo);
@@ -103,6 +136,7 @@ class SlicedHessian {
   Vec *whole_, *product_;
   Slice slice_;
   const BlockDiagonal* blocks_;
+  ColumnSums* columns_;  // the products by columns, where they apply
 };
 
 // An estimator of the hypergradient grad Phi(x) that keeps its own inner iterate y and warm
@@ -181,6 +215,10 @@ class Algorithm {
   // product is then reduce-scattered, each rank updates its slice, and the result is
   // allgathered: the replicated work of the updates is divided among the ranks.
   bool Sliced() { return comm().size() > 1 && q_ >= options().slice_min; }
+  // For the algorithms whose sliced sums are full-batch (AID-CG): where Sliced() and the
+  // problem has ColumnSums (ColumnFactorWidth, a sample diagonal), sets the communicator's
+  // slices of y to the problem's ColumnSliceBounds and turns ColumnSums on.
+  void UseColumnSums();
   BlockSums& block_sums();
 
   Oracles& oracles() { return *context_.oracles; }
@@ -196,6 +234,7 @@ class Algorithm {
   Vec eta_;             // [eta], a vector so that State() can carry it
   Vec grad_y_;          // scratch, q
   Vec whole_, product_; // scratch of SlicedHessian (sized by it when needed)
+  ColumnSums columns_;  // the sliced full-batch sums by columns
   MiniBatch full_inner_;
   MiniBatch full_outer_;
   MiniBatch batch_;     // scratch minibatch

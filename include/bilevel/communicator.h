@@ -58,6 +58,11 @@ class Communicator {
   // slice of rank q's buffer, for every q. Together they move what one allreduce moves.
   Slice SliceOf(Index n, int q) const;
   Slice MySlice(Index n) const { return SliceOf(n, rank()); }
+  // Uneven slices for the vectors of n doubles, where the work per entry of a rank's slice is
+  // uneven (ColumnSums): bounds[q] is the start of rank q's slice, bounds[0] = 0,
+  // bounds[P] = n, nondecreasing, every other bound a multiple of 8; the same on every rank.
+  // One length at a time; empty `bounds`: even slices again. Throws std::invalid_argument.
+  void SetSlices(Index n, std::vector<Index> bounds);
   void ReduceScatterSum(double* data, Index n);
   void ReduceScatterSum(VecRef v) { ReduceScatterSum(v.data(), v.size()); }
   // ReduceScatterSum that hands this rank's slice of the sums to `use` instead of writing it
@@ -139,6 +144,8 @@ class Communicator {
 
  private:
   CommStats stats_;
+  Index sliced_n_ = -1;             // SetSlices
+  std::vector<Index> slice_bounds_;
 };
 
 // One process: every collective is the identity.

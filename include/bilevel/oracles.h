@@ -54,6 +54,10 @@ class Oracles {
                    bool omit_diagonal = false, bool touched_only = false);
   double HessianVecSum(ConstVecRef x, ConstVecRef y, ConstVecRef v, const MiniBatch& b,
                        VecRef out, bool omit_diagonal = false, bool touched_only = false);
+  // The rows of R of the full-batch (b.full()) grad_y G_0 (v null) or grad^2_yy G_0 v by
+  // columns (Problem::ColumnFactors), counted as that oracle; returns 1 / (global batch size).
+  double ColumnFactors(ConstVecRef x, ConstVecRef y, const double* v, const MiniBatch& b,
+                       double* r);
 
   const OracleCounts& counts() const { return counts_; }
   void set_counts(const OracleCounts& c) { counts_ = c; }

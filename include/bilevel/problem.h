@@ -180,6 +180,34 @@ class Problem {
   void set_touched_blocks_only(bool only) { touched_blocks_only_ = only; }
   bool touched_blocks_only() const { return touched_blocks_only_; }
 
+  // Optional, with a sample diagonal: full-batch products by columns. The data term of the
+  // full-batch grad_y G_0 and grad^2_yy G_0 v is A^T R (A: the inner split's features, one row
+  // per sample; R: ColumnFactorWidth() values per sample). On more than one rank, instead of
+  // each rank forming A_r^T R_r over its samples (all q entries) for a reduce-scatter, each
+  // rank computes its samples' rows of R (ColumnFactors, with v null for grad_y G_0), the
+  // engine gathers every rank's, and each rank forms the entries of A^T R in its own slice of
+  // y from A's columns (ColumnProduct, after PrepareColumns for that slice): q doubles are
+  // neither written nor summed over ranks. ColumnFactorWidth() 0 (the default): none.
+  virtual Index ColumnFactorWidth() const { return 0; }
+  // r (this rank's inner samples, in order, ColumnFactorWidth() values each) = R of the sum
+  // of grad_y G_0 (v null) or grad^2_yy G_0 v over this rank's whole inner shard.
+  virtual void ColumnFactors(ConstVecRef x, ConstVecRef y, const double* v, double* r) {
+    (void)x, (void)y, (void)v, (void)r;
+  }
+  // Makes ColumnProduct ready for the entries [lo, hi) of y (a rank's slice).
+  virtual void PrepareColumns(Index lo, Index hi) { (void)lo, (void)hi; }
+  // out[0, hi - lo) = the entries [lo, hi) of A^T R, within the range of PrepareColumns; r
+  // holds R's rows of every inner sample, in the order of the global indices.
+  virtual void ColumnProduct(const double* r, Index lo, Index hi, double* out) const {
+    (void)r, (void)lo, (void)hi, (void)out;
+  }
+  // The slices of y (Communicator::SetSlices) over `ranks` ranks that even out the work of
+  // ColumnProduct and of the engine's passes over a slice; empty: even slices.
+  virtual std::vector<Index> ColumnSliceBounds(int ranks) const {
+    (void)ranks;
+    return {};
+  }
+
   // Set by the engine around a run of HessianVec calls that all pass the same y, unchanged
   // (AID's solve of H v = grad_y f; the power iterations of lambda_max): while held,
   // inner_hold() is a number that no other hold has had (0 when none), and a problem may reuse

@@ -9,6 +9,7 @@ AidBio::AidBio(const AlgorithmContext& context, Solver solver)
   hv_.resize(q());
   jv_.resize(p());
   cg_.Resize(q());
+  if (solver_ == Solver::kConjugateGradient && options().hessian_steps > 0) UseColumnSums();
 }
 
 void AidBio::HypergradientShare(ConstVecRef x, VecRef share) {
@@ -51,7 +52,7 @@ void AidBio::SolveSliced(ConstVecRef x, double tolerance) {
     gyf.segment(s.lo, s.size()) -= hv0.segment(s.lo, s.size());
   }
   SlicedHessian hessian(&oracles(), &comm(), x, y_, &full_inner_, &whole_, &product_,
-                        &block_diagonal_);
+                        &block_diagonal_, &columns_);
   cg_.Resize(s.size());
   cg_iterations_ = ConjugateGradient(hessian, gyf.segment(s.lo, s.size()),
                                      v_.segment(s.lo, s.size()), options().hessian_steps, &cg_,

@@ -61,7 +61,30 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
       sampler().Draw(Split::kInner, batch_size, &batch_);
       batch = &batch_;
     }
-    if (Sliced()) {
+    if (Sliced() && columns_.Applies(*batch)) {
+      // Every rank's rows of R of grad_y G_0, then this rank's slice of y's step by columns.
+      Problem& problem = oracles().problem();
+      const double scale = columns_.Gather(oracles(), comm(), x, yt, nullptr, *batch);
+      double* next = comm().NextSharedVector(q_);
+      double* whole = next ? next : y_.data();
+      const bool blocks = block_diagonal_.Set(problem, x);
+      const Slice slice = comm().MySlice(q_);
+      columns_.Chunks(problem, slice, [&](Index at, double* sums, Index m) {
+        const Index lo = slice.lo + at;
+        const Eigen::Map<const Vec> ys(y + lo, m);
+        Eigen::Map<Vec> out(whole + lo, m);
+        if (blocks) {
+          block_diagonal_.Step(lo, m, alpha, scale, sums, ys.data(), out.data());
+        } else {
+          Eigen::Map<Vec> scaled(sums, m);
+          scaled *= scale;
+          problem.AddSampleDiagonal(x, lo, ys, scaled);
+          out = ys - alpha * scaled;
+        }
+      });
+      comm().AllgatherSlices(whole, q_);
+      y = whole;
+    } else if (Sliced()) {
       double* at = comm().NextBuffer(q_);
       Eigen::Map<Vec> g(at ? at : grad_y_.data(), q_);
       // A sample-independent diagonal term is applied after the reduce-scatter, to the slice.
@@ -97,6 +120,13 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
   if (y != y_.data()) std::copy(y, y + q_, y_.data());
 }
 
+void Algorithm::UseColumnSums() {
+  Problem& problem = oracles().problem();
+  if (!Sliced() || problem.ColumnFactorWidth() <= 0 || !problem.HasSampleDiagonal()) return;
+  comm().SetSlices(q_, problem.ColumnSliceBounds(comm().size()));
+  columns_.enabled = true;
+}
+
 BlockSums& Algorithm::block_sums() {
   if (!block_sums_) block_sums_ = std::make_unique<BlockSums>(&oracles().problem(), &comm());
   return *block_sums_;
@@ -124,36 +154,52 @@ void Algorithm::RandomNeumannShare(ConstVecRef x, VecRef share) {
   share -= jv_;
 }
 
+double ColumnSums::Gather(Oracles& oracles, Communicator& comm, ConstVecRef x, ConstVecRef y,
+                          const double* v, const MiniBatch& batch) {
+  Problem& problem = oracles.problem();
+  rows.resize(problem.LocalShard(Split::kInner).size() * problem.ColumnFactorWidth());
+  const double scale = oracles.ColumnFactors(x, y, v, batch, rows.data());
+  comm.AllgatherPieces(rows.data(), static_cast<Index>(rows.size()), &all, &counts);
+  return scale;
+}
+
 double SlicedHessian::Product(double* whole_data, ConstVecRef v, VecRef out, bool dot) {
   const Index q = y_.size();
   comm_->AllgatherSlices(whole_data, q);
   Eigen::Map<Vec> whole(whole_data, q);
-  double* at = comm_->NextBuffer(q);
-  if (!at) product_->resize(q);
-  Eigen::Map<Vec> product(at ? at : product_->data(), q);
   // A sample-independent diagonal term is applied here, to the slice only.
   Problem& problem = oracles_->problem();
   const bool diagonal = problem.HasSampleDiagonal();
-  const double scale = oracles_->HessianVecSum(x_, y_, whole, *batch_, product, diagonal);
-  // out = the slice of the sums scaled, plus the diagonal term, as the reduce-scatter sums each
-  // piece, in chunks of 2048 doubles from the piece's start (the shared-memory reduce-scatter's
-  // pieces are kSumPiece doubles, the others' the whole slice: the same chunks either way, and
-  // so the same dot product): out's chunk is still in L1 when the dot product reads it.
-  constexpr Index kChunk = 2048;
-  static_assert(Communicator::kSumPiece % kChunk == 0, "pieces must be whole chunks");
-  double result = 0;
-  comm_->ReduceScatterSum(product.data(), q, [&](Index piece_lo, const double* sums, Index m) {
-    for (Index at = 0; at < m; at += kChunk) {
-      const Index lo = piece_lo - slice_.lo + at, n = std::min(kChunk, m - at);
-      auto chunk = out.segment(lo, n);
-      if (blocks_) {
-        blocks_->ScaledPlus(slice_.lo + lo, n, scale, sums + at, v.data() + lo, chunk.data());
-      } else {
-        chunk = scale * Eigen::Map<const Vec>(sums + at, n);
-        if (diagonal) problem.AddSampleDiagonal(x_, slice_.lo + lo, v.segment(lo, n), chunk);
-      }
-      if (dot) result += internal::Dot8(v.data() + lo, chunk.data(), n);
+  double scale = 0, result = 0;
+  // out's chunk at `lo` (from the slice's start) = the sums scaled, plus the diagonal term,
+  // and v . out from the chunk while it is still in L1.
+  const auto finish = [&](Index lo, const double* sums, Index n) {
+    auto chunk = out.segment(lo, n);
+    if (blocks_) {
+      blocks_->ScaledPlus(slice_.lo + lo, n, scale, sums, v.data() + lo, chunk.data());
+    } else {
+      chunk = scale * Eigen::Map<const Vec>(sums, n);
+      if (diagonal) problem.AddSampleDiagonal(x_, slice_.lo + lo, v.segment(lo, n), chunk);
     }
+    if (dot) result += internal::Dot8(v.data() + lo, chunk.data(), n);
+  };
+  constexpr Index kChunk = ColumnSums::kChunk;
+  if (columns_) {
+    scale = columns_->Gather(*oracles_, *comm_, x_, y_, whole_data, *batch_);
+    columns_->Chunks(problem, slice_, finish);
+    return result;
+  }
+  double* at = comm_->NextBuffer(q);
+  if (!at) product_->resize(q);
+  Eigen::Map<Vec> product(at ? at : product_->data(), q);
+  scale = oracles_->HessianVecSum(x_, y_, whole, *batch_, product, diagonal);
+  // As the reduce-scatter sums each piece, in chunks of 2048 doubles from the piece's start
+  // (the shared-memory reduce-scatter's pieces are kSumPiece doubles, the others' the whole
+  // slice: the same chunks either way, and so the same dot product).
+  static_assert(Communicator::kSumPiece % kChunk == 0, "pieces must be whole chunks");
+  comm_->ReduceScatterSum(product.data(), q, [&](Index piece_lo, const double* sums, Index m) {
+    for (Index at = 0; at < m; at += kChunk)
+      finish(piece_lo - slice_.lo + at, sums + at, std::min(kChunk, m - at));
   });
   return result;
 }

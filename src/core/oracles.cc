@@ -108,4 +108,17 @@ double Oracles::HessianVecSum(ConstVecRef x, ConstVecRef y, ConstVecRef v, const
   return Inv(b);
 }
 
+double Oracles::ColumnFactors(ConstVecRef x, ConstVecRef y, const double* v, const MiniBatch& b,
+                              double* r) {
+  if (v) {
+    counts_.hvp += b.global_size();
+    ++counts_.hvp_calls;
+  } else {
+    counts_.grad_g += b.global_size();
+    ++counts_.grad_g_calls;
+  }
+  problem_->ColumnFactors(x, y, v, r);
+  return Inv(b);
+}
+
 }  // namespace bilevel

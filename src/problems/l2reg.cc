@@ -45,10 +45,39 @@ void L2RegProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecR
   const bool omitted = sample_diagonal_omitted();
   const SoftmaxRows::Diagonal reg = omitted ? SoftmaxRows::Diagonal() : Regularizer(x, y, batch);
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
-  train_.ProductPass(batch, W(y), nullptr, [&](Index first, RowMatrix* z, RowMatrix*) {
+  train_.ProductPass(batch, W(y), nullptr, GradientRows(batch), &g, omitted ? nullptr : &reg,
+                     nullptr, touched_blocks_only());
+}
+
+SoftmaxRows::ChunkFn L2RegProblem::GradientRows(const Batch& batch) const {
+  return [this, batch](Index first, RowMatrix* z, RowMatrix*) {
     SoftmaxInPlace(z, train_, batch, first, nullptr);
     for (Index i = 0; i < z->rows(); ++i) (*z)(i, train_.label(batch[first + i])) -= 1.0;
-  }, &g, omitted ? nullptr : &reg, nullptr, touched_blocks_only());
+  };
+}
+
+SoftmaxRows::ChunkFn L2RegProblem::CurvatureRows(const Batch& batch, bool known_probs) const {
+  return [this, batch, known_probs](Index first, RowMatrix* z, RowMatrix* u) {
+    if (!known_probs) SoftmaxInPlace(z, train_, batch, first, nullptr);
+    for (Index i = 0; i < z->rows(); ++i) {
+      auto p = z->row(i);  // becomes row i of R = (diag(p) - p p^T) u_i
+      const auto ui = u->row(i);
+      const double pu = p.dot(ui);
+      p = (p.array() * (ui.array() - pu)).matrix();
+    }
+  };
+}
+
+void L2RegProblem::ColumnFactors(ConstVecRef, ConstVecRef y, const double* v, double* r) {
+  const Batch all = Batch::Range(0, train_.rows());
+  if (v) {
+    const WeightMap vw(v, train_.dim(), train_.classes());
+    train_.FullRows(W(y), &vw, CurvatureRows(all, true),
+                    &train_.FullProbabilities(W(y), inner_hold()), &z_);
+  } else {
+    train_.FullRows(W(y), nullptr, GradientRows(all), nullptr, &z_);
+  }
+  std::copy(z_.data(), z_.data() + z_.size(), r);
 }
 
 void L2RegProblem::GradXG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecRef out) {
@@ -73,15 +102,8 @@ void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const
   const RowMatrix* probs =
       train_.IsFull(batch) ? &train_.FullProbabilities(W(y), inner_hold()) : nullptr;
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
-  train_.ProductPass(batch, W(y), &vw, [&](Index first, RowMatrix* z, RowMatrix* u) {
-    if (!probs) SoftmaxInPlace(z, train_, batch, first, nullptr);
-    for (Index i = 0; i < z->rows(); ++i) {
-      auto p = z->row(i);  // becomes row i of R = (diag(p) - p p^T) u_i
-      const auto ui = u->row(i);
-      const double pu = p.dot(ui);
-      p = (p.array() * (ui.array() - pu)).matrix();
-    }
-  }, &g, omitted ? nullptr : &reg, probs, touched_blocks_only());
+  train_.ProductPass(batch, W(y), &vw, CurvatureRows(batch, probs != nullptr), &g,
+                     omitted ? nullptr : &reg, probs, touched_blocks_only());
 }
 
 void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,

@@ -43,6 +43,20 @@ class L2RegProblem : public SoftmaxProblem {
   // every sample: on more than one rank the engine applies it to each rank's slice of W.
   bool HasSampleDiagonal() const override { return true; }
   void AddSampleDiagonal(ConstVecRef x, Index lo, ConstVecRef m, VecRef out) const override;
+  // On sparse data, full-batch products by columns (R = P - E for grad_y G_0, S for H_0 v:
+  // one row of C per sample) on more than one rank.
+  Index ColumnFactorWidth() const override { return train_.csr() ? train_.classes() : 0; }
+  void ColumnFactors(ConstVecRef x, ConstVecRef y, const double* v, double* r) override;
+  void PrepareColumns(Index lo, Index hi) override { PrepareTrainColumns(lo, hi); }
+  void ColumnProduct(const double* r, Index lo, Index hi, double* out) const override {
+    TrainColumnProduct(r, lo, hi, out);
+  }
+  std::vector<Index> ColumnSliceBounds(int ranks) const override {
+    return TrainColumnSliceBounds(ranks, kEntryCost);
+  }
+  // The work of a pass over an entry of y (steps, CG's vectors) relative to that of a stored
+  // entry in ColumnProduct (C multiply-adds): measured on 20 Newsgroups, 2 ranks.
+  static constexpr double kEntryCost = 0.85;
   // On sparse data, a batch touches the rows of W of the features its rows use (a block is a
   // feature's C weights); on dense data every row, and the engine gains nothing from blocks.
   Index BlockSize() const override { return train_.csr() ? train_.classes() : 0; }
@@ -69,6 +83,10 @@ class L2RegProblem : public SoftmaxProblem {
 
  private:
   L2RegProblem(const std::string& path, DataBlocks data);
+  // The rows of R (SoftmaxRows::ChunkFn) of grad_y G_0 = A^T R, R = P - E, and of
+  // H_0 V = A^T S, S_i = P_i o U_i - P_i <P_i, U_i> (`known_probs`: z holds P already).
+  SoftmaxRows::ChunkFn GradientRows(const Batch& batch) const;
+  SoftmaxRows::ChunkFn CurvatureRows(const Batch& batch, bool known_probs) const;
   // |B| D M: the regularizer's Hessian (diagonal) applied to M, scaled by the batch size.
   SoftmaxRows::Diagonal Regularizer(ConstVecRef x, ConstVecRef m, const Batch& batch) const;
   // 1 / (d C), d the file's features.

@@ -11,6 +11,7 @@ SoftmaxProblem::SoftmaxProblem(const std::string& path, DataBlocks data, bool bi
     : path_(path),
       checksum_(data.info.attributes.source_sha256),
       feature_order_(std::move(data.feature_order)),
+      feature_counts_(std::move(data.feature_counts)),
       file_features_(data.file_features > 0 ? data.file_features : data.train.num_features),
       bias_(bias),
       train_(std::move(data.train), bias, data.train_packed),
@@ -32,6 +33,39 @@ void SoftmaxProblem::ToDataOrder(Vec*, Vec* y) const {
     out.segment(feature_order_[k] * c, c) = y->segment(k * c, c);
   if (bias_) out.tail(c) = y->tail(c);
   *y = std::move(out);
+}
+
+void SoftmaxProblem::PrepareTrainColumns(Index lo, Index hi) {
+  const Index c = train_.classes();
+  const Index first = lo / c, last = (hi + c - 1) / c;
+  if (train_columns_.Covers(first, last)) return;
+  io::SplitShard whole = io::ReadSplitShard(path_, "train", 0, train_.global_rows());
+  if (!feature_order_.empty()) {
+    std::vector<std::int32_t> place(feature_order_.size());
+    for (std::size_t k = 0; k < place.size(); ++k)
+      place[feature_order_[k]] = static_cast<std::int32_t>(k);
+    RenumberColumns(place, &whole);
+    KeepColumnsBelow(held_features(), &whole);
+  }
+  train_columns_ = ColumnBlock(whole, first, last);
+}
+
+std::vector<Index> SoftmaxProblem::TrainColumnSliceBounds(int ranks, double entry_cost) const {
+  const Index c = train_.classes(), d = train_.dim();
+  if (bias_ || ranks < 2 || static_cast<Index>(feature_counts_.size()) != d) return {};
+  const double per_feature = entry_cost * static_cast<double>(c);
+  double total = 0;
+  for (const std::int64_t n : feature_counts_) total += static_cast<double>(n) + per_feature;
+  std::vector<Index> bounds{0};
+  double work = 0;
+  Index f = 0;
+  for (int q = 1; q < ranks; ++q) {
+    const double target = total * q / ranks;
+    while (f < d && work < target) work += static_cast<double>(feature_counts_[f++]) + per_feature;
+    bounds.push_back(std::max(bounds.back(), (f * c) & ~Index{7}));
+  }
+  bounds.push_back(d * c);
+  return bounds;
 }
 
 Shard SoftmaxProblem::LocalShard(Split split) const {

@@ -45,6 +45,18 @@ class SoftmaxProblem : public Problem {
   // Adds test_loss and test_acc from the summed TestSums.
   void ReportTest(double loss, double correct, MetricsRecord* record) const;
 
+  // Problem::PrepareColumns and ColumnProduct for the train split (sparse files): the
+  // columns of the features of y's entries [lo, hi), read once from the file (every row of
+  // the split, in the order and numbering of the blocks: DataBlocks).
+  void PrepareTrainColumns(Index lo, Index hi);
+  void TrainColumnProduct(const double* r, Index lo, Index hi, double* out) const {
+    train_columns_.Product(r, train_.classes(), lo, hi, out);
+  }
+  // Problem::ColumnSliceBounds for y = W (no bias row): slices of whole rows of W (rounded
+  // down to 8 entries) whose work, a stored entry of the feature's column plus `entry_cost`
+  // per entry of y, is about the same.
+  std::vector<Index> TrainColumnSliceBounds(int ranks, double entry_cost) const;
+
   // Rewrites v (features of the file, in the order of the blocks, `block` values each) in the
   // file's order: block k goes to block feature_order_[k].
   void FeaturesToDataOrder(VecRef v, Index block) const;
@@ -59,9 +71,11 @@ class SoftmaxProblem : public Problem {
   std::string path_;
   std::string checksum_;  // the sha256 of the dataset's sources
   std::vector<std::int32_t> feature_order_;  // DataBlocks::feature_order (empty: the file's)
+  std::vector<std::int64_t> feature_counts_;  // DataBlocks::feature_counts
   Index file_features_;
   bool bias_;
   SoftmaxRows train_, val_, test_;
+  ColumnBlock train_columns_;  // PrepareTrainColumns
   RowMatrix z_, u_;  // scratch: logits and products of a batch
   Vec ce_;           // scratch: cross-entropies of a batch
 };

@@ -287,6 +287,18 @@ const RowMatrix& SoftmaxRows::FullProbabilities(const WeightMap& w, std::uint64_
   return probs_;
 }
 
+void SoftmaxRows::FullRows(const WeightMap& w, const WeightMap* v, const ChunkFn& rows,
+                           const RowMatrix* probs, RowMatrix* r) const {
+  if (!shard_.csr) throw std::logic_error("SoftmaxRows::FullRows: sparse rows only");
+  if (probs) {
+    *r = *probs;
+  } else {
+    CscLogits(w, r);
+  }
+  if (v) CscLogits(*v, &u_chunk_);
+  rows(0, r, v ? &u_chunk_ : nullptr);
+}
+
 void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
                               const ChunkFn& rows, MutableWeightMap* g,
                               const Diagonal* diagonal, const RowMatrix* probs,
@@ -297,13 +309,7 @@ void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const Weig
     throw std::logic_error("SoftmaxRows::ProductPass: a diagonal term touches every row");
   // (The full column pass writes every row of G; touched_only takes the batch's columns.)
   if (FullSparse(batch) && !touched_only) {
-    if (probs) {
-      z_chunk_ = *probs;
-    } else {
-      CscLogits(w, &z_chunk_);
-    }
-    if (v) CscLogits(*v, &u_chunk_);
-    rows(0, &z_chunk_, v ? &u_chunk_ : nullptr);
+    FullRows(w, v, rows, probs, &z_chunk_);
     CscProducts(z_chunk_, diagonal, g);
     return;
   }
@@ -480,6 +486,43 @@ void SoftmaxRows::TouchedFeatures(const Batch& batch, std::vector<Index>* featur
   features->assign(touched_.begin(), touched_.end());
 }
 
+ColumnBlock::ColumnBlock(const io::SplitShard& split, Index first, Index last)
+    : built_(true), first_(first), last_(last), ptr_(last - first + 1, 0) {
+  const Index rows = static_cast<Index>(split.indptr.size()) - 1;
+  for (const std::int32_t j : split.indices)
+    if (j >= first && j < last) ++ptr_[j - first + 1];
+  for (Index f = 0; f < last - first; ++f) ptr_[f + 1] += ptr_[f];
+  row_.resize(ptr_.back());
+  value_.resize(ptr_.back());
+  std::vector<std::int64_t> next(ptr_.begin(), ptr_.end() - 1);
+  for (Index i = 0; i < rows; ++i) {
+    for (std::int64_t k = split.indptr[i]; k < split.indptr[i + 1]; ++k) {
+      const std::int32_t j = split.indices[k];
+      if (j < first || j >= last) continue;
+      const std::int64_t at = next[j - first]++;
+      row_[at] = static_cast<std::int32_t>(i);
+      value_[at] = split.data[k];
+    }
+  }
+}
+
+void ColumnBlock::Product(const double* r, Index c, Index lo, Index hi, double* out) const {
+  acc_.resize(c);
+  double* acc = acc_.data();
+  WithClasses(c, [&](auto kc) {
+    constexpr int kC = decltype(kc)::value;
+    for (Index f = lo / c; f * c < hi; ++f) {
+      std::fill(acc, acc + c, 0.0);
+      const std::int64_t end = ptr_[f - first_ + 1];
+      for (std::int64_t e = ptr_[f - first_]; e < end; ++e)
+        AxpyRow<kC>(c, static_cast<double>(value_[e]), r + static_cast<Index>(row_[e]) * c, acc);
+      // The entries of feature f's row that lie in [lo, hi).
+      const Index from = std::max(lo, f * c), to = std::min(hi, (f + 1) * c);
+      std::copy(acc + (from - f * c), acc + (to - f * c), out + (from - lo));
+    }
+  });
+}
+
 bool PackedSplit(const std::string& path, const io::DatasetInfo& info, const std::string& split) {
   const Index rows = std::min(info.ForSplit(split).rows, kPackSampleRows);
   if (info.csr() || rows == 0) return false;
@@ -515,6 +558,8 @@ DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {
     const Index held = std::count_if(counts.begin(), counts.end(), [](std::int64_t n) { return n > 0; });
     if (held > 0)
       for (io::SplitShard* s : {&b.train, &b.val, &b.test}) KeepColumnsBelow(held, s);
+    b.feature_counts.resize(b.train.num_features);
+    for (Index k = 0; k < b.train.num_features; ++k) b.feature_counts[k] = counts[b.feature_order[k]];
   }
   return b;
 }

@@ -81,6 +81,12 @@ class SoftmaxRows {
                    const ChunkFn& rows, MutableWeightMap* g, const Diagonal* diagonal = nullptr,
                    const RowMatrix* probs = nullptr, bool touched_only = false) const;
 
+  // R of a full-batch pass on sparse rows, into r (rows() x C): the logits A W of every local
+  // row (or `probs`: P, FullProbabilities) and U = A V turned into R by `rows` (one chunk), as
+  // ProductPass computes them before its A^T R (Problem::ColumnFactors).
+  void FullRows(const WeightMap& w, const WeightMap* v, const ChunkFn& rows,
+                const RowMatrix* probs, RowMatrix* r) const;
+
   // The features (rows of W, bias included) the batch's rows use, sorted: every one for dense
   // rows, the distinct indices of the rows (and the bias) for sparse ones.
   void TouchedFeatures(const Batch& batch, std::vector<Index>* features) const;
@@ -167,6 +173,31 @@ class SoftmaxRows {
   mutable std::uint64_t probs_hold_ = 0;  // the hold in which probs_ was computed, or 0
 };
 
+// Columns [first, last) of a whole sparse split (every rank's rows), for the products A^T R
+// by columns of a rank's slice of y (Problem::ColumnProduct): a feature's C entries of A^T R
+// are the sum over its column's entries, in row order, of value x R's row, the same sum
+// (and the same bits) as SoftmaxRows' full-batch pass over all the rows on one rank.
+class ColumnBlock {
+ public:
+  ColumnBlock() = default;
+  // `split`: every row of the split, CSR, in the order and numbering of the problem's blocks.
+  ColumnBlock(const io::SplitShard& split, Index first, Index last);
+  bool Covers(Index first, Index last) const {
+    return built_ && first_ <= first && last <= last_;
+  }
+  // out[0, hi - lo) = entries [lo, hi) of A^T R (features x c, row-major); R = r, c values
+  // per row of the split; the features of [lo, hi) lie in [first, last).
+  void Product(const double* r, Index c, Index lo, Index hi, double* out) const;
+
+ private:
+  bool built_ = false;
+  Index first_ = 0, last_ = 0;
+  std::vector<std::int64_t> ptr_;  // last - first + 1
+  std::vector<std::int32_t> row_;
+  std::vector<float> value_;
+  mutable std::vector<double> acc_;
+};
+
 // Whether the dense rows of `split` of the dataset file are kept packed: at most
 // SoftmaxRows::kPackedDensity of the values of its first kPackSampleRows rows are nonzero (the
 // same rows on every rank, so that every rank keeps them alike: packed and dense logits differ
@@ -200,6 +231,7 @@ struct DataBlocks {
   io::SplitShard train, val, test;
   bool train_packed = false, val_packed = false, test_packed = false;
   std::vector<std::int32_t> feature_order;
+  std::vector<std::int64_t> feature_counts;  // the train rows that hold feature k of the blocks
   Index file_features = 0;
 };
 DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks);

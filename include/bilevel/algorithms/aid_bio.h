@@ -25,6 +25,10 @@
 //   double (CG's dot products), 1 more of one double before the first iteration, and 1
 //   allgather of v at the end.
 //   Neumann is not sliced.
+//   CG on a problem with products by columns (ColumnSums: l2reg on sparse data): the inner
+//   steps' and the H p's reduce-scatters become one allgather each of the n C values of R
+//   (n inner samples, C per sample) instead of q doubles, and y's slices are uneven, set by
+//   the problem (Problem::ColumnSliceBounds) to even out the work of the columns.
 #ifndef BILEVEL_ALGORITHMS_AID_BIO_H_
 #define BILEVEL_ALGORITHMS_AID_BIO_H_
 
