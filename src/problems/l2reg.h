@@ -54,9 +54,11 @@ class L2RegProblem : public SoftmaxProblem {
   std::vector<Index> ColumnSliceBounds(int ranks) const override {
     return TrainColumnSliceBounds(ranks, kEntryCost);
   }
-  // The work of a pass over an entry of y (steps, CG's vectors) relative to that of a stored
-  // entry in ColumnProduct (C multiply-adds): measured on 20 Newsgroups, 2 ranks.
-  static constexpr double kEntryCost = 0.85;
+  // The work of the passes over an entry of y (ColumnProduct's per feature, the steps, CG's
+  // vectors) relative to that of a stored entry in ColumnProduct (C multiply-adds), measured
+  // on 20 Newsgroups on 2 ranks: 0.85 left rank 1 (the rare features) the slower, 1.5 rank 0
+  // (the time each waits in the collectives, perf).
+  static constexpr double kEntryCost = 1.15;
   // On sparse data, a batch touches the rows of W of the features its rows use (a block is a
   // feature's C weights); on dense data every row, and the engine gains nothing from blocks.
   Index BlockSize() const override { return train_.csr() ? train_.classes() : 0; }
