@@ -232,6 +232,20 @@ TEST(RankInvariance, SlicedL2RegWithItsRegularizerOnTheSlices) {
       return problem;
     }, 1e-3, 1.0, /*blocks=*/name == "stocbio", /*tol=*/name == "aid-cg" ? 1e-8 : 1e-10);
   }
+  // AID-CG's full-batch sums go by columns (ColumnSums): per outer iteration the only
+  // reduce-scatter left is grad_y f - H v0's; each of the T inner steps and the N products is
+  // an allgather of R and one of the slice (y or CG's direction), and v is allgathered at the
+  // end (aid_bio.h).
+  if (world->size() > 1) {
+    const SolverOptions o = ClassifierRun("aid-cg", 3e3, 0.01);
+    std::unique_ptr<comm::MpiCommunicator> all = world->SplitFirst(world->size());
+    problems::L2RegProblem problem(file, all->rank(), all->size());
+    Vec x, y;
+    Solve(problem, *all, o, &x, &y, nullptr);
+    EXPECT_EQ(all->stats().reduce_scatter_calls, o.outer_iters);
+    EXPECT_EQ(all->stats().allgather_calls,
+              o.outer_iters * (2 * o.inner_steps + 2 * o.hessian_steps + 1));
+  }
   world->Broadcast(tag, 0);  // every rank is done with the file
   if (world->rank() == 0) std::remove(file.c_str());
 }
