@@ -38,13 +38,18 @@ struct DistributedHessian {
     oracles->HessianVec(x, y, v, *batch, out);
     comm->AllreduceSum(out);
   }
-  // CG's step (ConjugateGradient): p <- r + beta p, out = H p; returns p . out.
+  // CG's step (ConjugateGradient): p <- r + beta p, out = H p / ProductScale() (the sum over
+  // the batch: its 1 / |B| is left to CG's update, which saves a pass over q doubles); returns
+  // p . H p.
   double ApplyDirection(double beta, ConstVecRef r, VecRef p, VecRef out) {
     internal::CgDirection(beta, r, p, nullptr);
-    Apply(p, out);
-    return internal::Dot8(p.data(), out.data(), p.size());
+    scale = oracles->HessianVecSum(x, y, p, *batch, out);
+    comm->AllreduceSum(out);
+    return scale * internal::Dot8(p.data(), out.data(), p.size());
   }
+  double ProductScale() const { return scale; }
   double Sum(double local) const { return local; }
+  double scale = 1;  // of the last ApplyDirection's out
 };
 
 // Full-batch sums on slices by columns (Problem::ColumnFactorWidth): instead of every rank
@@ -109,6 +114,7 @@ class SlicedHessian {
     internal::CgDirection(beta, r, p, whole + slice_.lo);
     return Product(whole, p, out, /*dot=*/true);
   }
+  double ProductScale() const { return 1; }  // out is H p, scaled in Product's pass
   double Sum(double local) const {
     comm_->AllreduceSum(&local, 1);
     return local;

@@ -14,12 +14,12 @@ namespace bilevel {
 
 namespace internal {
 
-// One sweep of CG's update: v += a p, r -= a hp, returning |r|^2 of the new r. On long vectors
-// (the 2.6M doubles of l2reg on 20 Newsgroups) the passes over memory are the cost: this one
-// reads 4 vectors and writes 2, where three separate updates read 5 and write 2. The norm
-// keeps 8 partial sums (one vector register), so that the loop vectorizes without reordering
-// what the source says.
-inline double CgUpdate(double a, ConstVecRef p, ConstVecRef hp, VecRef v, VecRef r) {
+// One sweep of CG's update: v += a p, r -= b hp (b = a, or a times the scale of an hp that
+// was left unscaled), returning |r|^2 of the new r. On long vectors (the 1.6M doubles of l2reg
+// on 20 Newsgroups) the passes over memory are the cost: this one reads 4 vectors and writes
+// 2, where three separate updates read 5 and write 2. The norm keeps 8 partial sums (one
+// vector register), so that the loop vectorizes without reordering what the source says.
+inline double CgUpdate(double a, double b, ConstVecRef p, ConstVecRef hp, VecRef v, VecRef r) {
   const Index n = v.size();
   const double* __restrict pp = p.data();
   const double* __restrict hpp = hp.data();
@@ -30,14 +30,14 @@ inline double CgUpdate(double a, ConstVecRef p, ConstVecRef hp, VecRef v, VecRef
   for (; i + 8 <= n; i += 8) {
     for (int j = 0; j < 8; ++j) {
       vp[i + j] += a * pp[i + j];
-      const double ri = rp[i + j] - a * hpp[i + j];
+      const double ri = rp[i + j] - b * hpp[i + j];
       rp[i + j] = ri;
       acc[j] += ri * ri;
     }
   }
   for (int j = 0; i < n; ++i, ++j) {
     vp[i] += a * pp[i];
-    const double ri = rp[i] - a * hpp[i];
+    const double ri = rp[i] - b * hpp[i];
     rp[i] = ri;
     acc[j] += ri * ri;
   }
@@ -87,9 +87,10 @@ struct CgScratch {
 // At most `iterations` conjugate-gradient iterations on the symmetric positive definite
 // operator H, starting from v (warm start) whose residual r0 = b - H v the caller supplies (so
 // that it can be fused with other communication). One product per iteration, through
-// op.ApplyDirection(beta, r, p, hp): p <- r + beta p, hp = H p, returning the local part of
-// p . hp, so that an operator can fuse the direction's update, the copy it sends and the dot
-// product with its own passes. The vectors may be one rank's slices of distributed ones:
+// op.ApplyDirection(beta, r, p, hp): p <- r + beta p, hp = H p / op.ProductScale() (an operator
+// may leave its product's last scaling to CG's update, which multiplies hp anyway), returning
+// the local part of p . H p, so that an operator can fuse the direction's update, the copy it
+// sends and the dot product with its own passes. The vectors may be one rank's slices of distributed ones:
 // every dot product goes through op.Sum(local part), which returns the sum over the parts (so
 // 1 + 2 Sum calls per iteration). Stops early when the residual norm is at most `tolerance`,
 // or exactly zero, or below 1e-15 of the first one. Returns the number of iterations done.
@@ -106,7 +107,8 @@ int ConjugateGradient(Operator& op, ConstVecRef r0, VecRef v, int iterations, Cg
     const double php = op.Sum(op.ApplyDirection(beta, s->r, s->p, s->hp));
     if (!(php > 0.0)) break;  // not positive definite along p (or exhausted precision)
     const double a = rr / php;
-    const double rr_new = op.Sum(internal::CgUpdate(a, s->p, s->hp, v, s->r));
+    const double rr_new =
+        op.Sum(internal::CgUpdate(a, a * op.ProductScale(), s->p, s->hp, v, s->r));
     beta = rr_new / rr;
     rr = rr_new;
   }
