@@ -61,54 +61,47 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
       sampler().Draw(Split::kInner, batch_size, &batch_);
       batch = &batch_;
     }
-    if (Sliced() && columns_.Applies(*batch)) {
-      // Every rank's rows of R of grad_y G_0, then this rank's slice of y's step by columns.
-      Problem& problem = oracles().problem();
-      const double scale = columns_.Gather(oracles(), comm(), x, yt, nullptr, *batch);
-      double* next = comm().NextSharedVector(q_);
-      double* whole = next ? next : y_.data();
-      const bool blocks = block_diagonal_.Set(problem, x);
-      const Slice slice = comm().MySlice(q_);
-      columns_.Chunks(problem, slice, [&](Index at, double* sums, Index m) {
-        const Index lo = slice.lo + at;
-        const Eigen::Map<const Vec> ys(y + lo, m);
-        Eigen::Map<Vec> out(whole + lo, m);
-        if (blocks) {
-          block_diagonal_.Step(lo, m, alpha, scale, sums, ys.data(), out.data());
-        } else {
-          Eigen::Map<Vec> scaled(sums, m);
-          scaled *= scale;
-          problem.AddSampleDiagonal(x, lo, ys, scaled);
-          out = ys - alpha * scaled;
-        }
-      });
-      comm().AllgatherSlices(whole, q_);
-      y = whole;
-    } else if (Sliced()) {
-      double* at = comm().NextBuffer(q_);
-      Eigen::Map<Vec> g(at ? at : grad_y_.data(), q_);
-      // A sample-independent diagonal term is applied after the reduce-scatter, to the slice.
+    if (Sliced()) {
+      // A sample-independent diagonal term is applied to the slice, after the sums: those of
+      // a reduce-scatter, or by columns (ColumnSums: every rank's rows of R, then the slice).
       Problem& problem = oracles().problem();
       const bool diagonal = problem.HasSampleDiagonal();
-      const double scale = oracles().GradYGSum(x, yt, *batch, g, diagonal);
+      const bool by_columns = columns_.Applies(*batch);
+      double* at = by_columns ? nullptr : comm().NextBuffer(q_);
+      Eigen::Map<Vec> g(at ? at : grad_y_.data(), q_);
+      const double scale = by_columns
+                               ? columns_.Gather(oracles(), comm(), x, yt, nullptr, *batch)
+                               : oracles().GradYGSum(x, yt, *batch, g, diagonal);
       double* next = comm().NextSharedVector(q_);
       double* whole = next ? next : y_.data();
       const bool blocks = diagonal && block_diagonal_.Set(problem, x);
-      // The step of each piece of this rank's slice, as the reduce-scatter sums it.
-      comm().ReduceScatterSum(g.data(), q_, [&](Index lo, const double* sums, Index m) {
+      // The step of the entries [lo, lo + m) of this rank's slice from their sums; `scratch`
+      // (m doubles, may be `sums`) receives the scaled sums.
+      const auto step = [&](Index lo, const double* sums, Index m, double* scratch) {
         const Eigen::Map<const Vec> ys(y + lo, m), gs(sums, m);
         Eigen::Map<Vec> out(whole + lo, m);
         if (blocks) {
           block_diagonal_.Step(lo, m, alpha, scale, sums, ys.data(), out.data());
         } else if (diagonal) {
-          Eigen::Map<Vec> scaled(g.data() + lo, m);  // the piece's entries of g: free
+          Eigen::Map<Vec> scaled(scratch, m);
           scaled = scale * gs;
           problem.AddSampleDiagonal(x, lo, ys, scaled);
           out = ys - alpha * scaled;
         } else {
           out = ys - (alpha * scale) * gs;
         }
-      });
+      };
+      if (by_columns) {
+        const Slice slice = comm().MySlice(q_);
+        columns_.Chunks(problem, slice, [&](Index from, double* sums, Index m) {
+          step(slice.lo + from, sums, m, sums);
+        });
+      } else {
+        // Each piece as the reduce-scatter sums it; its entries of g are free scratch.
+        comm().ReduceScatterSum(g.data(), q_, [&](Index lo, const double* sums, Index m) {
+          step(lo, sums, m, g.data() + lo);
+        });
+      }
       comm().AllgatherSlices(whole, q_);
       y = whole;
     } else {

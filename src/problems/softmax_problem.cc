@@ -39,15 +39,10 @@ void SoftmaxProblem::PrepareTrainColumns(Index lo, Index hi) {
   const Index c = train_.classes();
   const Index first = lo / c, last = (hi + c - 1) / c;
   if (train_columns_.Covers(first, last)) return;
-  io::SplitShard whole = io::ReadSplitShard(path_, "train", 0, train_.global_rows());
-  if (!feature_order_.empty()) {
-    std::vector<std::int32_t> place(feature_order_.size());
-    for (std::size_t k = 0; k < place.size(); ++k)
-      place[feature_order_[k]] = static_cast<std::int32_t>(k);
-    RenumberColumns(place, &whole);
-    KeepColumnsBelow(held_features(), &whole);
-  }
-  train_columns_ = ColumnBlock(whole, first, last);
+  // The features left out of W (DataBlocks) have places at or past the held ones: outside
+  // [first, last).
+  train_columns_ = ColumnBlock(io::ReadSplitShard(path_, "train", 0, train_.global_rows()),
+                               PlacesOf(feature_order_), first, last);
 }
 
 std::vector<Index> SoftmaxProblem::TrainColumnSliceBounds(int ranks, double entry_cost) const {

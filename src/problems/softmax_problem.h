@@ -47,7 +47,7 @@ class SoftmaxProblem : public Problem {
 
   // Problem::PrepareColumns and ColumnProduct for the train split (sparse files): the
   // columns of the features of y's entries [lo, hi), read once from the file (every row of
-  // the split, in the order and numbering of the blocks: DataBlocks).
+  // the split, renumbered as the blocks: DataBlocks).
   void PrepareTrainColumns(Index lo, Index hi);
   void TrainColumnProduct(const double* r, Index lo, Index hi, double* out) const {
     train_columns_.Product(r, train_.classes(), lo, hi, out);

@@ -486,18 +486,27 @@ void SoftmaxRows::TouchedFeatures(const Batch& batch, std::vector<Index>* featur
   features->assign(touched_.begin(), touched_.end());
 }
 
-ColumnBlock::ColumnBlock(const io::SplitShard& split, Index first, Index last)
-    : built_(true), first_(first), last_(last), ptr_(last - first + 1, 0) {
+ColumnBlock::ColumnBlock(const io::SplitShard& split, const std::vector<std::int32_t>& place,
+                         Index first, Index last)
+    : first_(first), last_(last), ptr_(last - first + 1, 0) {
   const Index rows = static_cast<Index>(split.indptr.size()) - 1;
-  for (const std::int32_t j : split.indices)
+  // An entry's column among the blocks (a row's entries need not be in column order: each
+  // column receives its entries in row order all the same).
+  auto column = [&](std::int64_t k) {
+    const std::int32_t j = split.indices[k];
+    return place.empty() ? j : place[j];
+  };
+  for (std::int64_t k = 0; k < static_cast<std::int64_t>(split.indices.size()); ++k) {
+    const std::int32_t j = column(k);
     if (j >= first && j < last) ++ptr_[j - first + 1];
+  }
   for (Index f = 0; f < last - first; ++f) ptr_[f + 1] += ptr_[f];
   row_.resize(ptr_.back());
   value_.resize(ptr_.back());
   std::vector<std::int64_t> next(ptr_.begin(), ptr_.end() - 1);
   for (Index i = 0; i < rows; ++i) {
     for (std::int64_t k = split.indptr[i]; k < split.indptr[i + 1]; ++k) {
-      const std::int32_t j = split.indices[k];
+      const std::int32_t j = column(k);
       if (j < first || j >= last) continue;
       const std::int64_t at = next[j - first]++;
       row_[at] = static_cast<std::int32_t>(i);
@@ -549,9 +558,7 @@ DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {
   if (b.info.csr()) {
     const std::vector<std::int64_t> counts = io::ReadColumnCounts(path, "train");
     b.feature_order = FrequencyOrder(counts);
-    std::vector<std::int32_t> place(b.feature_order.size());
-    for (std::size_t k = 0; k < place.size(); ++k)
-      place[b.feature_order[k]] = static_cast<std::int32_t>(k);
+    const std::vector<std::int32_t> place = PlacesOf(b.feature_order);
     for (io::SplitShard* s : {&b.train, &b.val, &b.test}) RenumberColumns(place, s);
     // The features the train split holds come first; the others (none of its rows has them)
     // are dropped. A split with no entry at all keeps every feature.
@@ -559,7 +566,8 @@ DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks) {
     if (held > 0)
       for (io::SplitShard* s : {&b.train, &b.val, &b.test}) KeepColumnsBelow(held, s);
     b.feature_counts.resize(b.train.num_features);
-    for (Index k = 0; k < b.train.num_features; ++k) b.feature_counts[k] = counts[b.feature_order[k]];
+    for (Index k = 0; k < b.train.num_features; ++k)
+      b.feature_counts[k] = counts[b.feature_order[k]];
   }
   return b;
 }
@@ -589,6 +597,12 @@ std::vector<std::int32_t> FrequencyOrder(const std::vector<std::int64_t>& counts
   std::stable_sort(order.begin(), order.end(),
                    [&](std::int32_t a, std::int32_t b) { return counts[a] > counts[b]; });
   return order;
+}
+
+std::vector<std::int32_t> PlacesOf(const std::vector<std::int32_t>& order) {
+  std::vector<std::int32_t> place(order.size());
+  for (std::size_t k = 0; k < order.size(); ++k) place[order[k]] = static_cast<std::int32_t>(k);
+  return place;
 }
 
 void RenumberColumns(const std::vector<std::int32_t>& place, io::SplitShard* shard) {

@@ -180,19 +180,21 @@ class SoftmaxRows {
 class ColumnBlock {
  public:
   ColumnBlock() = default;
-  // `split`: every row of the split, CSR, in the order and numbering of the problem's blocks.
-  ColumnBlock(const io::SplitShard& split, Index first, Index last);
+  // `split`: every row of the split, CSR, in the file's numbering of the features; `place`
+  // (PlacesOf: empty for the file's own order) numbers them as the problem's blocks. Only the
+  // entries of the blocks' features [first, last) are kept.
+  ColumnBlock(const io::SplitShard& split, const std::vector<std::int32_t>& place, Index first,
+              Index last);
   bool Covers(Index first, Index last) const {
-    return built_ && first_ <= first && last <= last_;
+    return !ptr_.empty() && first_ <= first && last <= last_;
   }
   // out[0, hi - lo) = entries [lo, hi) of A^T R (features x c, row-major); R = r, c values
   // per row of the split; the features of [lo, hi) lie in [first, last).
   void Product(const double* r, Index c, Index lo, Index hi, double* out) const;
 
  private:
-  bool built_ = false;
   Index first_ = 0, last_ = 0;
-  std::vector<std::int64_t> ptr_;  // last - first + 1
+  std::vector<std::int64_t> ptr_;  // last - first + 1 (empty: not built)
   std::vector<std::int32_t> row_;
   std::vector<float> value_;
   mutable std::vector<double> acc_;
@@ -238,6 +240,8 @@ DataBlocks LoadDataBlocks(const std::string& path, int rank, int ranks);
 
 // The features 0..d-1 by decreasing count, ties by index: the order LoadDataBlocks gives.
 std::vector<std::int32_t> FrequencyOrder(const std::vector<std::int64_t>& counts);
+// The inverse of such an order: the place of each feature of the file among the blocks'.
+std::vector<std::int32_t> PlacesOf(const std::vector<std::int32_t>& order);
 // Renames column j of a CSR shard to place[j] and sorts every row's entries by their new
 // columns.
 void RenumberColumns(const std::vector<std::int32_t>& place, io::SplitShard* shard);
