@@ -16,7 +16,6 @@ namespace bilevel::problems {
 
 namespace {
 
-constexpr Index kChunk = 256;      // sparse rows per chunk of logits
 constexpr Index kDenseChunk = 64;  // dense rows per chunk of a product pass (200 KB of
                                    // Fashion-MNIST rows: read from memory once, kept in L2
                                    // for A^T R)
@@ -47,6 +46,8 @@ constexpr Index kPrefetch = 8;
 inline void Prefetch(const double* p, Index n) {
   for (Index j = 0; j < n; j += 8) __builtin_prefetch(p + j);
 }
+// The logits of sparse rows ask for the row of W of the entry this far ahead.
+constexpr std::int64_t kAheadEntries = 48;
 
 }  // namespace
 
@@ -111,41 +112,35 @@ void SoftmaxRows::Transposed(const WeightMap& w, std::vector<double>* wt) const 
   dense::Transpose(w.data(), d, classes(), wt->data(), ld);
 }
 
-void SoftmaxRows::SparseLogits(const Batch& batch, Index begin, Index end, const WeightMap& w,
-                               RowMatrix* z) const {
-  const Index c = classes();
-  z->resize(end - begin, c);
-  z->setZero();
+void SoftmaxRows::SparseLogits(const Batch& batch, const WeightMap& w, double* z) const {
+  const Index n = batch.size(), c = classes();
+  const std::int64_t* indptr = shard_.indptr.data();
+  const std::int32_t* indices = shard_.indices.data();
+  const float* data = shard_.data.data();
+  const double* wp = w.data();
+  const double* bias = bias_ ? wp + (dim_ - 1) * c : nullptr;
   WithClasses(c, [&](auto kc) {
     constexpr int kC = decltype(kc)::value;
-    for (Index i = begin; i < end; ++i) {
+    // The row's logits in registers (kC > 0), added in the order of its entries, which is the
+    // order of the features: the bits of a pass by columns. W's rows are asked for
+    // kAheadEntries entries ahead, into the next row of the batch at a row's end.
+    double acc[kC > 0 ? kC : 1];
+    for (Index i = 0; i < n; ++i) {
       const Index row = batch[i];
-      double* zi = z->data() + (i - begin) * c;
-      for (std::int64_t k = shard_.indptr[row]; k < shard_.indptr[row + 1]; ++k)
-        AxpyRow<kC>(c, static_cast<double>(shard_.data[k]), w.data() + shard_.indices[k] * c, zi);
-      if (bias_) AxpyRow<kC>(c, 1.0, w.data() + (dim_ - 1) * c, zi);
-    }
-  });
-}
-
-void SoftmaxRows::CscLogits(const WeightMap& w, RowMatrix* z) const {
-  const Index c = classes();
-  z->resize(rows(), c);
-  z->setZero();
-  WithClasses(c, [&](auto kc) {
-    constexpr int kC = decltype(kc)::value;
-    double* zp = z->data();
-    const Index columns = static_cast<Index>(csc_feature_.size());
-    for (Index j = 0; j < columns; ++j) {
-      // Columns are sparse (a few rows each): fetch the W row of a later column now, as the
-      // hardware prefetcher cannot follow the gaps between the features that occur.
-      if (j + kPrefetch < columns) Prefetch(w.data() + csc_feature_[j + kPrefetch] * c, c);
-      const double* wk = w.data() + static_cast<Index>(csc_feature_[j]) * c;
-      for (std::int64_t k = csc_ptr_[j]; k < csc_ptr_[j + 1]; ++k)
-        AxpyRow<kC>(c, static_cast<double>(csc_value_[k]), wk, zp + csc_row_[k] * c);
-    }
-    if (bias_) {
-      for (Index i = 0; i < rows(); ++i) AxpyRow<kC>(c, 1.0, w.data() + (dim_ - 1) * c, zp + i * c);
+      const std::int64_t begin = indptr[row], end = indptr[row + 1];
+      const std::int64_t next = i + 1 < n ? indptr[batch[i + 1]] : 0;
+      const std::int64_t next_end = i + 1 < n ? indptr[batch[i + 1] + 1] : 0;
+      double* zi = z + i * c;
+      double* sum = kC > 0 ? acc : zi;
+      std::fill(sum, sum + c, 0.0);
+      for (std::int64_t k = begin; k < end; ++k) {
+        const std::int64_t ahead = k + kAheadEntries;
+        const std::int64_t at = ahead < end ? ahead : next + (ahead - end);
+        if (ahead < end || at < next_end) Prefetch(wp + indices[at] * c, c);
+        AxpyRow<kC>(c, static_cast<double>(data[k]), wp + static_cast<Index>(indices[k]) * c, sum);
+      }
+      if (bias) AxpyRow<kC>(c, 1.0, bias, sum);
+      if constexpr (kC > 0) std::copy(acc, acc + kC, zi);
     }
   });
 }
@@ -194,19 +189,11 @@ void SoftmaxRows::CscProducts(const RowMatrix& r, const Diagonal* diagonal,
 
 void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, RowMatrix* z) const {
   const Index n = batch.size();
-  if (FullSparse(batch)) return CscLogits(w, z);
-  if (!shard_.csr) {
-    DenseRows(batch);
-    z->resize(n, classes());
-    if (!packed_) Transposed(w, &wt_);
-    return DenseLogits(0, n, wt_, w, z->data());
-  }
   z->resize(n, classes());
-  for (Index begin = 0; begin < n; begin += kChunk) {
-    const Index end = std::min(n, begin + kChunk);
-    SparseLogits(batch, begin, end, w, &z_chunk_);
-    z->middleRows(begin, end - begin) = z_chunk_;
-  }
+  if (shard_.csr) return SparseLogits(batch, w, z->data());
+  DenseRows(batch);
+  if (!packed_) Transposed(w, &wt_);
+  DenseLogits(0, n, wt_, w, z->data());
 }
 
 void SoftmaxRows::Logits(const Batch& batch, const WeightMap& w, const WeightMap& v,
@@ -293,9 +280,9 @@ void SoftmaxRows::FullRows(const WeightMap& w, const WeightMap* v, const ChunkFn
   if (probs) {
     *r = *probs;
   } else {
-    CscLogits(w, r);
+    Logits(Batch::Range(0, this->rows()), w, r);
   }
-  if (v) CscLogits(*v, &u_chunk_);
+  if (v) Logits(Batch::Range(0, this->rows()), *v, &u_chunk_);
   rows(0, r, v ? &u_chunk_ : nullptr);
 }
 
