@@ -416,8 +416,8 @@ TEST(L2Reg, FeaturesTheTrainSplitLacksAreLeftOutOfW) {
   expect_near(es, ed, "test loss and accuracy");
 }
 
-// Full-batch passes over sparse data go column by column (CSC); minibatches row by row (CSR).
-// Both give the same oracles, for the class counts with compiled kernels (20) and without (4),
+// Full-batch passes over sparse data take the logits from the CSR rows and A^T R from the
+// whole split's CSC; minibatches both from the batch's own CSC. Both give the same oracles, for the class counts with compiled kernels (20) and without (4),
 // with features that no row of the split uses (every = 15: about 1 in 5 of them).
 TEST(L2Reg, FullBatchColumnPassesEqualRowPasses) {
   testing::ScratchDir dir;
@@ -567,6 +567,34 @@ TEST(L2Reg, TouchedBlocksOnlyOraclesEqualTheWholeOnTheTouchedBlocks) {
         }
       }
       if (batch.size() > 1) EXPECT_GT(whole.norm(), 0.0) << what;
+      if (which == 2) continue;
+      // With a block sink (Problem::TakesBlockSink): the touched blocks' sums, in increasing
+      // order, the bits written to `out` above, and `out` not written at all.
+      struct Recorder : BlockSink {
+        void Take(Index b, const double* sums) override {
+          taken.push_back(b);
+          values.insert(values.end(), sums, sums + 3);
+        }
+        std::vector<Index> taken;
+        std::vector<double> values;
+      } recorder;
+      ASSERT_TRUE(problem.TakesBlockSink());
+      Vec untouched = Vec::Constant(q, 7.0);
+      problem.set_sample_diagonal_omitted(true);
+      problem.set_touched_blocks_only(true);
+      {
+        BlockSinkSet set(problem, &recorder);
+        oracle(y_poisoned, v_poisoned, &untouched);
+      }
+      problem.set_touched_blocks_only(false);
+      problem.set_sample_diagonal_omitted(false);
+      EXPECT_EQ(problem.block_sink(), nullptr) << what;
+      EXPECT_EQ(recorder.taken, blocks) << what;
+      EXPECT_TRUE((untouched.array() == 7.0).all()) << what << ": a sink's sums are not written";
+      for (std::size_t k = 0; k < recorder.taken.size() && k < blocks.size(); ++k)
+        for (Index j = 0; j < c; ++j)
+          EXPECT_EQ(recorder.values[k * c + j], part[blocks[k] * c + j])
+              << what << ", block " << blocks[k];
     }
   }
 }

@@ -125,6 +125,27 @@ class LazyBlocks {
   std::vector<int> stamp_;  // per block: the step it is at, or kZero
 };
 
+// Step t of LazyBlocks on one rank, made block by block as a problem's pass hands over the
+// batch's sums (Problem::TakesBlockSink): u <- f o u - c h (and acc <- acc + u) on each block
+// as UpdateBlocks would make it, the same bits, without the sums being written to a vector
+// and read back. The blocks must have been brought to step t (CatchUpBlocks) before the pass.
+class LazySink : public BlockSink {
+ public:
+  LazySink(LazyBlocks* lazy, int t, double c, double* u, double* acc = nullptr)
+      : lazy_(lazy), t_(t), c_(c), u_(u), acc_(acc) {}
+  void Take(Index b, const double* sums) override {
+    lazy_->CatchUp(b, t_, u_, acc_);
+    lazy_->Update(b, t_, c_, sums, u_, acc_);
+  }
+  void Ahead(Index b) override { lazy_->Prefetch(b, u_, acc_); }
+
+ private:
+  LazyBlocks* lazy_;
+  int t_;
+  double c_;
+  double *u_, *acc_;
+};
+
 // The sample diagonal s at x, one value per block (Problem::SampleDiagonalOfBlocks), for the
 // sliced steps that apply it in the same pass over their slice as the rest of the step,
 // instead of a pass of their own (AddSampleDiagonal) and a pass to scale the sum.

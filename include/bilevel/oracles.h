@@ -48,6 +48,8 @@ class Oracles {
   // the sample-independent diagonal term out; the caller adds it (AddSampleDiagonal). With
   // `touched_only` (the problem declares blocks: Problem::BlockSize) only the blocks the batch
   // touches are written (Problem::TouchedBlocks), the rest of `out` is left as it was.
+  // The factor the *Sum oracles return for `b`.
+  static double SumScale(const MiniBatch& b);
   double GradYFSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,
                    bool touched_only = false);
   double GradYGSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,

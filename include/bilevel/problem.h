@@ -80,6 +80,18 @@ struct ProblemDefaults {
   double inner_lr_curvature = 0;
 };
 
+// Takes the sums of a minibatch's touched blocks from a problem's pass as it computes them
+// (Problem::TakesBlockSink).
+class BlockSink {
+ public:
+  virtual ~BlockSink() = default;
+  // The batch's sums on block b (BlockSize() doubles, valid during the call only).
+  virtual void Take(Index b, const double* sums) = 0;
+  // Block b will be taken a few blocks from now: a hint to ask the memory for what Take
+  // writes.
+  virtual void Ahead(Index b) { (void)b; }
+};
+
 // A bilevel problem: see the top of this file for the mathematics and the oracle contract.
 // Below, F_i = F(x, y; xi_i) ranges over the batch of outer samples and G_j = G(x, y; zeta_j)
 // over the batch of inner samples.
@@ -179,6 +191,15 @@ class Problem {
   // Set by the engine around the oracle calls that write only the touched blocks (above).
   void set_touched_blocks_only(bool only) { touched_blocks_only_ = only; }
   bool touched_blocks_only() const { return touched_blocks_only_; }
+  // Optional, with blocks: TakesBlockSink() true when GradYG and HessianVec, called with
+  // touched_blocks_only() and a block_sink() set, hand each touched block's sum to the sink
+  // as they compute it (BlockSink::Take, in increasing block order) instead of writing it to
+  // `out`. On one rank the engine then makes its step on the block there (block_sparse.h's
+  // LazySink), while the block is in the core's registers, rather than in a pass of its own
+  // over `out` afterwards. The sink is set only around such calls, null otherwise.
+  virtual bool TakesBlockSink() const { return false; }
+  void set_block_sink(BlockSink* sink) { block_sink_ = sink; }
+  BlockSink* block_sink() const { return block_sink_; }
 
   // Optional, with a sample diagonal: full-batch products by columns. The data term of the
   // full-batch grad_y G_0 and grad^2_yy G_0 v is A^T R (A: the inner split's features, one row
@@ -253,7 +274,22 @@ class Problem {
  private:
   bool sample_diagonal_omitted_ = false;
   bool touched_blocks_only_ = false;
+  BlockSink* block_sink_ = nullptr;
   std::uint64_t inner_hold_ = 0, holds_ = 0;
+};
+
+// Sets the block sink of `problem` (Problem::set_block_sink) for the guard's lifetime.
+class BlockSinkSet {
+ public:
+  BlockSinkSet(Problem& problem, BlockSink* sink) : problem_(problem) {
+    problem_.set_block_sink(sink);
+  }
+  ~BlockSinkSet() { problem_.set_block_sink(nullptr); }
+  BlockSinkSet(const BlockSinkSet&) = delete;
+  BlockSinkSet& operator=(const BlockSinkSet&) = delete;
+
+ private:
+  Problem& problem_;
 };
 
 // Holds the inner point of `problem` (Problem::set_inner_held) for the guard's lifetime.

@@ -81,6 +81,8 @@ class CallMode {
 };
 }  // namespace
 
+double Oracles::SumScale(const MiniBatch& b) { return Inv(b); }
+
 double Oracles::GradYFSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,
                           bool touched_only) {
   counts_.grad_f += b.global_size();

@@ -46,7 +46,7 @@ void L2RegProblem::GradYG(ConstVecRef x, ConstVecRef y, const Batch& batch, VecR
   const SoftmaxRows::Diagonal reg = omitted ? SoftmaxRows::Diagonal() : Regularizer(x, y, batch);
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
   train_.ProductPass(batch, W(y), nullptr, GradientRows(batch), &g, omitted ? nullptr : &reg,
-                     nullptr, touched_blocks_only());
+                     nullptr, touched_blocks_only(), block_sink());
 }
 
 SoftmaxRows::ChunkFn L2RegProblem::GradientRows(const Batch& batch) const {
@@ -103,7 +103,7 @@ void L2RegProblem::HessianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const
       train_.IsFull(batch) ? &train_.FullProbabilities(W(y), inner_hold()) : nullptr;
   MutableWeightMap g(out.data(), train_.dim(), train_.classes());
   train_.ProductPass(batch, W(y), &vw, CurvatureRows(batch, probs != nullptr), &g,
-                     omitted ? nullptr : &reg, probs, touched_blocks_only());
+                     omitted ? nullptr : &reg, probs, touched_blocks_only(), block_sink());
 }
 
 void L2RegProblem::JacobianVec(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,

@@ -62,6 +62,7 @@ class L2RegProblem : public SoftmaxProblem {
   // On sparse data, a batch touches the rows of W of the features its rows use (a block is a
   // feature's C weights); on dense data every row, and the engine gains nothing from blocks.
   Index BlockSize() const override { return train_.csr() ? train_.classes() : 0; }
+  bool TakesBlockSink() const override { return BlockSize() > 0; }
   void TouchedBlocks(Split split, const Batch& batch, std::vector<Index>* blocks) override;
   // out_k = |B| exp(lambda_k) / (dC) W_k . v_k on the blocks (features) of v, 0 elsewhere.
   void JacobianVecOnBlocks(ConstVecRef x, ConstVecRef y, ConstVecRef v, const Batch& batch,

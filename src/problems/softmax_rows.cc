@@ -289,18 +289,21 @@ void SoftmaxRows::FullRows(const WeightMap& w, const WeightMap* v, const ChunkFn
 void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
                               const ChunkFn& rows, MutableWeightMap* g,
                               const Diagonal* diagonal, const RowMatrix* probs,
-                              bool touched_only) const {
+                              bool touched_only, BlockSink* sink) const {
   if (probs && !IsFull(batch))
     throw std::logic_error("SoftmaxRows::ProductPass: known probabilities need the full batch");
   if (touched_only && diagonal)
     throw std::logic_error("SoftmaxRows::ProductPass: a diagonal term touches every row");
+  if (sink && !(touched_only && shard_.csr))
+    throw std::logic_error("SoftmaxRows::ProductPass: a sink takes sparse rows' touched sums");
   // (The full column pass writes every row of G; touched_only takes the batch's columns.)
   if (FullSparse(batch) && !touched_only) {
     FullRows(w, v, rows, probs, &z_chunk_);
     CscProducts(z_chunk_, diagonal, g);
     return;
   }
-  if (shard_.csr) return BatchColumnPass(batch, w, v, rows, g, diagonal, probs, touched_only);
+  if (shard_.csr)
+    return BatchColumnPass(batch, w, v, rows, g, diagonal, probs, touched_only, sink);
   // Dense rows, a chunk at a time: the chunk's logits (and A V), the residuals, and its
   // contribution to G^T (packed rows: to G), while its rows are in the cache; G^T is added to
   // G at the end.
@@ -401,7 +404,7 @@ void SoftmaxRows::BatchColumns(const Batch& batch) const {
 void SoftmaxRows::BatchColumnPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
                                   const ChunkFn& rows, MutableWeightMap* g,
                                   const Diagonal* diagonal, const RowMatrix* probs,
-                                  bool touched_only) const {
+                                  bool touched_only, BlockSink* sink) const {
   BatchColumns(batch);
   const Index n = batch.size(), c = classes();
   const Index features = static_cast<Index>(batch_ptr_.size()) - 1;
@@ -439,6 +442,7 @@ void SoftmaxRows::BatchColumnPass(const Batch& batch, const WeightMap& w, const 
     acc_.resize(c);
     double* acc = acc_.data();
     auto put = [&](Index k) {
+      if (sink) return sink->Take(k, acc);
       double* gk = g->data() + k * c;
       if (touched_only) {
         std::copy(acc, acc + c, gk);
@@ -447,7 +451,13 @@ void SoftmaxRows::BatchColumnPass(const Batch& batch, const WeightMap& w, const 
       }
     };
     for (Index f = 0; f < features; ++f) {
-      if (f + kPrefetch < features) Prefetch(g->data() + touched_[f + kPrefetch] * c, c);
+      if (f + kPrefetch < features) {
+        if (sink) {
+          sink->Ahead(touched_[f + kPrefetch]);
+        } else {
+          Prefetch(g->data() + touched_[f + kPrefetch] * c, c);
+        }
+      }
       std::fill(acc, acc + c, 0.0);
       for (std::int64_t e = batch_ptr_[f]; e < batch_ptr_[f + 1]; ++e)
         AxpyRow<kC>(c, static_cast<double>(batch_entries_[e].value),

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bilevel/batch.h"
+#include "bilevel/problem.h"
 #include "bilevel/types.h"
 #include "io/dataset.h"
 #include "problems/packed_products.h"
@@ -79,9 +80,12 @@ class SoftmaxRows {
   // then receives P in z instead of the logits (a full-batch pass only).
   // `touched_only` (no diagonal term): only the rows of G of TouchedFeatures(batch) are
   // written, the others keep their contents (Problem::touched_blocks_only).
+  // `sink` (with touched_only): each touched row's sum goes to sink->Take(feature, sums)
+  // instead of into G (Problem::TakesBlockSink).
   void ProductPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
                    const ChunkFn& rows, MutableWeightMap* g, const Diagonal* diagonal = nullptr,
-                   const RowMatrix* probs = nullptr, bool touched_only = false) const;
+                   const RowMatrix* probs = nullptr, bool touched_only = false,
+                   BlockSink* sink = nullptr) const;
 
   // R of a full-batch pass on sparse rows, into r (rows() x C): the logits A W of every local
   // row (or `probs`: P, FullProbabilities) and U = A V turned into R by `rows` (one chunk), as
@@ -125,7 +129,7 @@ class SoftmaxRows {
   // R (batch x C, in the core's cache).
   void BatchColumnPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
                        const ChunkFn& rows, MutableWeightMap* g, const Diagonal* diagonal,
-                       const RowMatrix* probs, bool touched_only) const;
+                       const RowMatrix* probs, bool touched_only, BlockSink* sink) const;
 
   // Dense rows (problems/dense_products.h; packed_products.h when packed_): row_ptr_ (packed:
   // batch_rows_) = the batch's rows; wt = W^T without the bias row, padded (not used when

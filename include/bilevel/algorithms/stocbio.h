@@ -15,7 +15,9 @@
 // With sliced vectors (Algorithm::Sliced) each allreduce of q doubles is a reduce-scatter and
 // an allgather of q doubles instead, and each rank updates only its slice of y, r and v.
 // With blocks (Algorithm::BlockSparse: sparse data) each of the T + 1 + Q is instead an
-// allgather of the blocks the batches touch, and y, r and v are updated on those blocks only.
+// allgather of the blocks the batches touch, and y, r and v are updated on those blocks only;
+// on one rank, where the problem takes a block sink (Problem::TakesBlockSink), each step's
+// update is made block by block inside the oracle's pass (LazySink).
 #ifndef BILEVEL_ALGORITHMS_STOCBIO_H_
 #define BILEVEL_ALGORITHMS_STOCBIO_H_
 
