@@ -445,6 +445,40 @@ TEST(L2Reg, FullBatchColumnPassesEqualRowPasses) {
         problem.HessianVec(x, y, v, range, a);
         problem.HessianVec(x, y, v, list, b);
         EXPECT_LT((a - b).norm(), 1e-13 * b.norm()) << "H v, C = " << classes;
+        // A block sink on the full batch (Problem::TakesBlockSink) takes every row of the
+        // full pass's sums, in order, with its bits, and nothing is written to `out`.
+        for (const bool hessian : {false, true}) {
+          struct Recorder : BlockSink {
+            void Take(Index k, const double* sums) override {
+              taken.push_back(k);
+              values.insert(values.end(), sums, sums + c);
+            }
+            Index c = 0;
+            std::vector<Index> taken;
+            std::vector<double> values;
+          } recorder;
+          recorder.c = classes;
+          Vec untouched = Vec::Constant(q, 7.0);
+          {
+            BlockSinkSet set(problem, &recorder);
+            if (hessian) {
+              problem.HessianVec(x, y, v, range, untouched);
+            } else {
+              problem.GradYG(x, y, range, untouched);
+            }
+          }
+          if (hessian) {
+            problem.HessianVec(x, y, v, range, a);
+          } else {
+            problem.GradYG(x, y, range, a);
+          }
+          const std::string what = hessian ? "H v" : "grad_y G";
+          ASSERT_EQ(recorder.taken.size(), static_cast<std::size_t>(q / classes)) << what;
+          for (std::size_t k = 0; k < recorder.taken.size(); ++k)
+            EXPECT_EQ(recorder.taken[k], static_cast<Index>(k)) << what;
+          EXPECT_TRUE(Eigen::Map<const Vec>(recorder.values.data(), q) == a) << what;
+          EXPECT_TRUE((untouched.array() == 7.0).all()) << what << ": a sink's sums are not written";
+        }
         EXPECT_NEAR(problem.ValueG(x, y, range), problem.ValueG(x, y, list), 1e-12);
       } else {
         problem.GradYF(x, y, range, a);

@@ -146,6 +146,22 @@ class LazySink : public BlockSink {
   double *u_, *acc_;
 };
 
+// A gradient step on one rank made block by block inside a full-batch pass
+// (Problem::TakesBlockSink): u <- u - c h on each block as the pass hands over its sums h.
+class StepSink : public BlockSink {
+ public:
+  StepSink(double* u, Index block_size, double c) : u_(u), block_(block_size), c_(c) {}
+  void Take(Index b, const double* sums) override {
+    double* ub = u_ + b * block_;
+    for (Index j = 0; j < block_; ++j) ub[j] -= c_ * sums[j];
+  }
+
+ private:
+  double* u_;
+  Index block_;
+  double c_;
+};
+
 // The sample diagonal s at x, one value per block (Problem::SampleDiagonalOfBlocks), for the
 // sliced steps that apply it in the same pass over their slice as the rest of the step,
 // instead of a pass of their own (AddSampleDiagonal) and a pass to scale the sum.

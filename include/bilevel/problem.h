@@ -191,12 +191,13 @@ class Problem {
   // Set by the engine around the oracle calls that write only the touched blocks (above).
   void set_touched_blocks_only(bool only) { touched_blocks_only_ = only; }
   bool touched_blocks_only() const { return touched_blocks_only_; }
-  // Optional, with blocks: TakesBlockSink() true when GradYG and HessianVec, called with
-  // touched_blocks_only() and a block_sink() set, hand each touched block's sum to the sink
-  // as they compute it (BlockSink::Take, in increasing block order) instead of writing it to
-  // `out`. On one rank the engine then makes its step on the block there (block_sparse.h's
-  // LazySink), while the block is in the core's registers, rather than in a pass of its own
-  // over `out` afterwards. The sink is set only around such calls, null otherwise.
+  // Optional, with blocks: TakesBlockSink() true when GradYG and HessianVec, called with a
+  // block_sink() set and with touched_blocks_only() or on the whole local split, hand the sum
+  // of each block they would write (the touched ones, or every block) to the sink as they
+  // compute it (BlockSink::Take, in increasing block order) instead of writing it to `out`.
+  // On one rank the engine then makes its step on the block there (block_sparse.h's LazySink
+  // and StepSink), while the block is in the core's registers, rather than in a pass of its
+  // own over `out` afterwards. The sink is set only around such calls, null otherwise.
   virtual bool TakesBlockSink() const { return false; }
   void set_block_sink(BlockSink* sink) { block_sink_ = sink; }
   BlockSink* block_sink() const { return block_sink_; }

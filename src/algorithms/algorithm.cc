@@ -110,6 +110,13 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
       }
       comm().AllgatherSlices(whole, q_);
       y = whole;
+    } else if (comm().size() == 1 && batch->full() && oracles().problem().TakesBlockSink()) {
+      // One rank, full batch: each block of the gradient takes its step as the problem's pass
+      // forms it (StepSink), with no vector of sums written and read back.
+      StepSink step(y_.data(), oracles().problem().BlockSize(),
+                    alpha * Oracles::SumScale(*batch));
+      BlockSinkSet set(oracles().problem(), &step);
+      oracles().GradYGSum(x, y_, *batch, grad_y_);
     } else {
       const double scale = oracles().GradYGSum(x, y_, *batch, grad_y_);
       comm().AllreduceSum(grad_y_);

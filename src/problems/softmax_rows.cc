@@ -159,17 +159,22 @@ void SoftmaxRows::SetDiagonal(const Diagonal* diagonal, MutableWeightMap* g) con
   for (Index k = 0; k < dim_; ++k) DiagonalRow<0>(diagonal, k, c, g->data() + k * c);
 }
 
-void SoftmaxRows::CscProducts(const RowMatrix& r, const Diagonal* diagonal,
-                              MutableWeightMap* g) const {
+void SoftmaxRows::CscProducts(const RowMatrix& r, const Diagonal* diagonal, MutableWeightMap* g,
+                              BlockSink* sink) const {
   const Index c = classes();
-  acc_.resize(c);
+  acc_.resize(3 * c);
   WithClasses(c, [&](auto kc) {
     constexpr int kC = decltype(kc)::value;
     const double* rp = r.data();
     double* acc = acc_.data();
+    // With a sink, row k is formed in `row` (the bias row, finished after the loop, in `last`)
+    // and handed over instead of written to G.
+    double* row = acc + c;
+    double* last = acc + 2 * c;
+    const Index bias_row = bias_ ? dim_ - 1 : -1;
     std::size_t j = 0;  // the next column of the CSC copy
     for (Index k = 0; k < dim_; ++k) {
-      double* gk = g->data() + k * c;
+      double* gk = !sink ? g->data() + k * c : k == bias_row ? last : row;
       if (diagonal && k + kPrefetch < dim_) Prefetch(diagonal->m + (k + kPrefetch) * c, c);
       DiagonalRow<kC>(diagonal, k, c, gk);
       if (j < csc_feature_.size() && csc_feature_[j] == k) {
@@ -179,10 +184,12 @@ void SoftmaxRows::CscProducts(const RowMatrix& r, const Diagonal* diagonal,
         AxpyRow<kC>(c, 1.0, acc, gk);
         ++j;
       }
+      if (sink && k != bias_row) sink->Take(k, gk);
     }
     if (bias_) {
-      double* gb = g->data() + (dim_ - 1) * c;
+      double* gb = sink ? last : g->data() + bias_row * c;
       for (Index i = 0; i < rows(); ++i) AxpyRow<kC>(c, 1.0, rp + i * c, gb);
+      if (sink) sink->Take(bias_row, gb);
     }
   });
 }
@@ -294,12 +301,13 @@ void SoftmaxRows::ProductPass(const Batch& batch, const WeightMap& w, const Weig
     throw std::logic_error("SoftmaxRows::ProductPass: known probabilities need the full batch");
   if (touched_only && diagonal)
     throw std::logic_error("SoftmaxRows::ProductPass: a diagonal term touches every row");
-  if (sink && !(touched_only && shard_.csr))
-    throw std::logic_error("SoftmaxRows::ProductPass: a sink takes sparse rows' touched sums");
+  if (sink && !(shard_.csr && (touched_only || IsFull(batch))))
+    throw std::logic_error(
+        "SoftmaxRows::ProductPass: a sink takes sparse rows' touched sums or a full pass's");
   // (The full column pass writes every row of G; touched_only takes the batch's columns.)
   if (FullSparse(batch) && !touched_only) {
     FullRows(w, v, rows, probs, &z_chunk_);
-    CscProducts(z_chunk_, diagonal, g);
+    CscProducts(z_chunk_, diagonal, g, sink);
     return;
   }
   if (shard_.csr)

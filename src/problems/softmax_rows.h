@@ -80,8 +80,9 @@ class SoftmaxRows {
   // then receives P in z instead of the logits (a full-batch pass only).
   // `touched_only` (no diagonal term): only the rows of G of TouchedFeatures(batch) are
   // written, the others keep their contents (Problem::touched_blocks_only).
-  // `sink` (with touched_only): each touched row's sum goes to sink->Take(feature, sums)
-  // instead of into G (Problem::TakesBlockSink).
+  // `sink` (with touched_only, or on the full batch): each touched row's sum (full batch:
+  // every row's) goes to sink->Take(feature, sums) instead of into G, in increasing order
+  // (Problem::TakesBlockSink).
   void ProductPass(const Batch& batch, const WeightMap& w, const WeightMap* v,
                    const ChunkFn& rows, MutableWeightMap* g, const Diagonal* diagonal = nullptr,
                    const RowMatrix* probs = nullptr, bool touched_only = false,
@@ -114,8 +115,10 @@ class SoftmaxRows {
   bool ProbabilitiesOf(const WeightMap& w, bool keep) const;
   // Whether `batch` is every local row (the full-batch passes that use the CSC copy).
   bool FullSparse(const Batch& batch) const { return shard_.csr && IsFull(batch); }
-  // G = [diagonal term +] A^T R over every local row, column by column, in one sweep over G.
-  void CscProducts(const RowMatrix& r, const Diagonal* diagonal, MutableWeightMap* g) const;
+  // G = [diagonal term +] A^T R over every local row, column by column, in one sweep over G;
+  // with a sink, each row of G goes to sink->Take instead, in increasing order.
+  void CscProducts(const RowMatrix& r, const Diagonal* diagonal, MutableWeightMap* g,
+                   BlockSink* sink) const;
   // G = the diagonal term, or 0.
   void SetDiagonal(const Diagonal* diagonal, MutableWeightMap* g) const;
 
