@@ -246,6 +246,23 @@ TEST(RankInvariance, SlicedL2RegWithItsRegularizerOnTheSlices) {
     EXPECT_EQ(all->stats().allgather_calls,
               o.outer_iters * (2 * o.inner_steps + 2 * o.hessian_steps + 1));
   }
+  // On one rank the inner steps are made inside their gradients' passes (StepSink) and sum
+  // nothing: 1 + N allreduces per outer iteration (aid_bio.h), counted as the difference
+  // between runs of K and K + 2 outer iterations (the run's setup has its own).
+  if (std::unique_ptr<comm::MpiCommunicator> one = world->SplitFirst(1)) {
+    SolverOptions o = ClassifierRun("aid-cg", 3e3, 0.01);
+    problems::L2RegProblem problem(file, 0, 1);
+    ASSERT_TRUE(problem.TakesBlockSink());
+    Vec x, y;
+    std::int64_t calls[2];
+    for (int k = 0; k < 2; ++k) {
+      const std::int64_t before = one->stats().allreduce_calls;
+      Solve(problem, *one, o, &x, &y, nullptr);
+      calls[k] = one->stats().allreduce_calls - before;
+      o.outer_iters += 2;
+    }
+    EXPECT_EQ(calls[1] - calls[0], 2 * (1 + o.hessian_steps));
+  }
   world->Broadcast(tag, 0);  // every rank is done with the file
   if (world->rank() == 0) std::remove(file.c_str());
 }

@@ -446,11 +446,15 @@ std::string RunName(const RunSpec& run, const ProblemSpec& spec) {
 // Allreduces (each of q doubles) per outer iteration that the algorithm's header
 // (include/bilevel/algorithms/) states: stocBiO T + 1 + Q, AID-CG T + 1 + N, ITD 2T. stocBiO
 // with block-sparse minibatch steps sums its T + 1 + Q vectors with allgathers of the touched
-// blocks instead (none on one rank) and does no allreduce.
-int MinAllreduces(const RunSpec& run, bool block_sparse) {
+// blocks instead (none on one rank) and does no allreduce. `steps_in_pass`: the inner steps
+// are full-batch (a batch at least the split draws every row) and made inside the gradient's
+// pass (one rank, a problem that takes a block sink: l2reg on sparse data), and sum nothing:
+// T fewer.
+int MinAllreduces(const RunSpec& run, bool block_sparse, bool steps_in_pass) {
   if (block_sparse) return 0;
-  if (run.algorithm == "itd") return 2 * run.inner_steps;
-  return run.inner_steps + 1 + run.hessian_steps;
+  const int steps = steps_in_pass ? 0 : run.inner_steps;
+  if (run.algorithm == "itd") return steps + run.inner_steps;
+  return steps + 1 + run.hessian_steps;
 }
 int MinAllgathers(const RunSpec& run, bool block_sparse, int ranks) {
   return block_sparse && ranks > 1 ? run.inner_steps + 1 + run.hessian_steps : 0;
@@ -542,8 +546,12 @@ MetricsRecord TimeIterations(const RunSpec& run, const ProblemSpec& spec, Proble
   r.SetString("minibatch_steps", log.minibatch_steps());
   r.Set("allreduce_calls", allreduce_calls);
   r.Set("allreduce_bytes", allreduce_bytes);
-  r.SetInt("min_allreduce_calls", MinAllreduces(run, block_sparse));
-  r.SetInt("min_allreduce_bytes", MinAllreduces(run, block_sparse) * q_bytes);
+  const bool full_steps =
+      run.batch_size <= 0 || run.batch_size >= problem.NumSamples(Split::kInner);
+  const int min_allreduces = MinAllreduces(
+      run, block_sparse, full_steps && comm.size() == 1 && problem.TakesBlockSink());
+  r.SetInt("min_allreduce_calls", min_allreduces);
+  r.SetInt("min_allreduce_bytes", min_allreduces * q_bytes);
   r.Set("allgather_calls", allgather_calls);
   r.Set("allgather_bytes", allgather_bytes);
   r.SetInt("min_allgather_calls", MinAllgathers(run, block_sparse, comm.size()));

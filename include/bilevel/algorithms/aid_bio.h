@@ -15,6 +15,9 @@
 //   grad_y f - H v0, fused), at most N of q (H p; CG stops early at an exact solution).
 //   Neumann: T + N allreduces: T of q, 1 of 2q (grad_y f and H v0 together), N - 1 of q.
 //   Then the share grad_x f - J v (p doubles) is reduced to the coordinator.
+//   On one rank, with a problem that takes a block sink (Problem::TakesBlockSink: l2reg on
+//   sparse data), each inner step is made inside its gradient's pass and sums nothing: T
+//   fewer allreduces (CG: 1 + N).
 // When y-space vectors are sliced (Algorithm::Sliced: more than one rank and
 // q >= SolverOptions::slice_min), every
 // rank updates only its slice of y and of CG's vectors, and each allreduce of q doubles above

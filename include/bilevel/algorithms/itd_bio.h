@@ -16,6 +16,9 @@
 // T - 1 Hessian products), then the share of g_hat (p doubles, with the J v terms accumulated
 // locally, since v is the same on every rank) is reduced to the coordinator.
 // fo-itd: T allreduces of q, then the reduce of p.
+// On one rank, with a problem that takes a block sink (Problem::TakesBlockSink: l2reg on
+// sparse data), each inner step is made inside its gradient's pass and sums nothing: T
+// allreduces (fo-itd: none).
 // With sliced vectors (Algorithm::Sliced) each inner step's allreduce is a reduce-scatter and
 // an allgather of q doubles instead.
 #ifndef BILEVEL_ALGORITHMS_ITD_BIO_H_
