@@ -118,29 +118,38 @@ void SoftmaxRows::SparseLogits(const Batch& batch, const WeightMap& w, double* z
   const std::int32_t* indices = shard_.indices.data();
   const float* data = shard_.data.data();
   const double* wp = w.data();
-  const double* bias = bias_ ? wp + (dim_ - 1) * c : nullptr;
   WithClasses(c, [&](auto kc) {
     constexpr int kC = decltype(kc)::value;
-    // The row's logits in registers (kC > 0), added in the order of its entries, which is the
-    // order of the features: the bits of a pass by columns. W's rows are asked for
-    // kAheadEntries entries ahead, into the next row of the batch at a row's end.
-    double acc[kC > 0 ? kC : 1];
+    // A row's logits are summed in the order of its entries, which is the order of the
+    // features: the bits of a pass by columns. W's rows are asked for kAheadEntries entries
+    // ahead: across rows for a range of rows (their entries are contiguous), within the row
+    // for a list.
     for (Index i = 0; i < n; ++i) {
       const Index row = batch[i];
       const std::int64_t begin = indptr[row], end = indptr[row + 1];
-      const std::int64_t next = i + 1 < n ? indptr[batch[i + 1]] : 0;
-      const std::int64_t next_end = i + 1 < n ? indptr[batch[i + 1] + 1] : 0;
+      const std::int64_t limit = batch.is_range() ? indptr[batch.begin() + n] : end;
       double* zi = z + i * c;
-      double* sum = kC > 0 ? acc : zi;
-      std::fill(sum, sum + c, 0.0);
-      for (std::int64_t k = begin; k < end; ++k) {
-        const std::int64_t ahead = k + kAheadEntries;
-        const std::int64_t at = ahead < end ? ahead : next + (ahead - end);
-        if (ahead < end || at < next_end) Prefetch(wp + indices[at] * c, c);
-        AxpyRow<kC>(c, static_cast<double>(data[k]), wp + static_cast<Index>(indices[k]) * c, sum);
+      if constexpr (kC > 0) {
+        double acc[kC] = {};  // in registers; Z's row is written once
+        for (std::int64_t k = begin; k < end; ++k) {
+          if (k + kAheadEntries < limit) Prefetch(wp + indices[k + kAheadEntries] * kC, kC);
+          const double a = static_cast<double>(data[k]);
+          const double* wk = wp + static_cast<Index>(indices[k]) * kC;
+          for (int j = 0; j < kC; ++j) acc[j] += a * wk[j];
+        }
+        if (bias_) {
+          const double* wb = wp + (dim_ - 1) * kC;
+          for (int j = 0; j < kC; ++j) acc[j] += 1.0 * wb[j];
+        }
+        std::copy(acc, acc + kC, zi);
+      } else {
+        std::fill(zi, zi + c, 0.0);
+        for (std::int64_t k = begin; k < end; ++k) {
+          if (k + kAheadEntries < limit) Prefetch(wp + indices[k + kAheadEntries] * c, c);
+          AxpyRow<0>(c, static_cast<double>(data[k]), wp + static_cast<Index>(indices[k]) * c, zi);
+        }
+        if (bias_) AxpyRow<0>(c, 1.0, wp + (dim_ - 1) * c, zi);
       }
-      if (bias) AxpyRow<kC>(c, 1.0, bias, sum);
-      if constexpr (kC > 0) std::copy(acc, acc + kC, zi);
     }
   });
 }
