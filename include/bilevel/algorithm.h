@@ -203,9 +203,9 @@ class Algorithm {
   // q doubles (each rank updates its slice of y); when BlockSparse(batch_size) and no
   // trajectory is asked for, one allgather of the touched blocks per step. On one rank, with
   // the full batch or block-sparse steps and a problem that takes a block sink
-  // (Problem::TakesBlockSink), each step is made inside the gradient's pass, and none. When `trajectory`
-  // is given, it receives y^0..y^{T-1} (column t = y^t). alpha is options().inner_lr unless
-  // given.
+  // (Problem::TakesBlockSink), each step is made inside the gradient's pass, and none. When
+  // `trajectory` is given, it receives y^0..y^{T-1} (column t = y^t). alpha is
+  // options().inner_lr unless given.
   void InnerSteps(ConstVecRef x, int steps, Index batch_size, Eigen::MatrixXd* trajectory,
                   double alpha = 0);
 

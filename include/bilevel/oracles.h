@@ -30,6 +30,9 @@ class Oracles {
   Problem& problem() { return *problem_; }
   const Problem& problem() const { return *problem_; }
 
+  // The factor the *Sum oracles below return for `b`: 1 / (global batch size).
+  static double SumScale(const MiniBatch& b);
+
   double ValueF(ConstVecRef x, ConstVecRef y, const MiniBatch& b);
   double ValueG(ConstVecRef x, ConstVecRef y, const MiniBatch& b);
   void GradXF(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out);
@@ -48,8 +51,6 @@ class Oracles {
   // the sample-independent diagonal term out; the caller adds it (AddSampleDiagonal). With
   // `touched_only` (the problem declares blocks: Problem::BlockSize) only the blocks the batch
   // touches are written (Problem::TouchedBlocks), the rest of `out` is left as it was.
-  // The factor the *Sum oracles return for `b`.
-  static double SumScale(const MiniBatch& b);
   double GradYFSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,
                    bool touched_only = false);
   double GradYGSum(ConstVecRef x, ConstVecRef y, const MiniBatch& b, VecRef out,

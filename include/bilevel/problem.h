@@ -80,8 +80,8 @@ struct ProblemDefaults {
   double inner_lr_curvature = 0;
 };
 
-// Takes the sums of a minibatch's touched blocks from a problem's pass as it computes them
-// (Problem::TakesBlockSink).
+// Takes the sums of a batch's blocks (the touched ones of a minibatch, or every one of a full
+// pass) from a problem's pass as it computes them (Problem::TakesBlockSink).
 class BlockSink {
  public:
   virtual ~BlockSink() = default;
