@@ -416,9 +416,22 @@ TEST(L2Reg, FeaturesTheTrainSplitLacksAreLeftOutOfW) {
   expect_near(es, ed, "test loss and accuracy");
 }
 
+// A BlockSink that keeps what it is handed: the blocks, in order, and their C sums each.
+struct SinkRecorder : BlockSink {
+  explicit SinkRecorder(Index classes) : c(classes) {}
+  void Take(Index b, const double* sums) override {
+    taken.push_back(b);
+    values.insert(values.end(), sums, sums + c);
+  }
+  Index c;
+  std::vector<Index> taken;
+  std::vector<double> values;
+};
+
 // Full-batch passes over sparse data take the logits from the CSR rows and A^T R from the
-// whole split's CSC; minibatches both from the batch's own CSC. Both give the same oracles, for the class counts with compiled kernels (20) and without (4),
-// with features that no row of the split uses (every = 15: about 1 in 5 of them).
+// whole split's CSC; minibatches both from the batch's own CSC. Both give the same oracles,
+// for the class counts with compiled kernels (20) and without (4), with features that no row
+// of the split uses (every = 15: about 1 in 5 of them).
 TEST(L2Reg, FullBatchColumnPassesEqualRowPasses) {
   testing::ScratchDir dir;
   for (const int classes : {4, 20}) {
@@ -448,16 +461,7 @@ TEST(L2Reg, FullBatchColumnPassesEqualRowPasses) {
         // A block sink on the full batch (Problem::TakesBlockSink) takes every row of the
         // full pass's sums, in order, with its bits, and nothing is written to `out`.
         for (const bool hessian : {false, true}) {
-          struct Recorder : BlockSink {
-            void Take(Index k, const double* sums) override {
-              taken.push_back(k);
-              values.insert(values.end(), sums, sums + c);
-            }
-            Index c = 0;
-            std::vector<Index> taken;
-            std::vector<double> values;
-          } recorder;
-          recorder.c = classes;
+          SinkRecorder recorder(classes);
           Vec untouched = Vec::Constant(q, 7.0);
           {
             BlockSinkSet set(problem, &recorder);
@@ -604,14 +608,7 @@ TEST(L2Reg, TouchedBlocksOnlyOraclesEqualTheWholeOnTheTouchedBlocks) {
       if (which == 2) continue;
       // With a block sink (Problem::TakesBlockSink): the touched blocks' sums, in increasing
       // order, the bits written to `out` above, and `out` not written at all.
-      struct Recorder : BlockSink {
-        void Take(Index b, const double* sums) override {
-          taken.push_back(b);
-          values.insert(values.end(), sums, sums + 3);
-        }
-        std::vector<Index> taken;
-        std::vector<double> values;
-      } recorder;
+      SinkRecorder recorder(c);
       ASSERT_TRUE(problem.TakesBlockSink());
       Vec untouched = Vec::Constant(q, 7.0);
       problem.set_sample_diagonal_omitted(true);

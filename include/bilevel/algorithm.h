@@ -228,6 +228,28 @@ class Algorithm {
   // slices of y to the problem's ColumnSliceBounds and turns ColumnSums on.
   void UseColumnSums();
   BlockSums& block_sums();
+  // Whether steps are made inside the oracles' passes (Problem::TakesBlockSink): on one rank,
+  // where nothing is summed over ranks.
+  bool StepsInPass() { return comm().size() == 1 && oracles().problem().TakesBlockSink(); }
+  // Step t of block-sparse steps u <- f o u - a h (LazyBlocks, with acc as there) from the sums
+  // h of `batch` that sum_oracle() forms on the touched blocks of `sums_out` (the blocks of
+  // the last block_sums().Touch, already brought to step t), returning their scale. Where
+  // StepsInPass(), the oracle's pass hands each block to a LazySink instead; otherwise the
+  // sums are exchanged over ranks (BlockSums) and the union of the blocks updated.
+  template <class SumOracle>
+  void BlockSparseStep(int t, double a, const MiniBatch& batch, double* u, double* acc,
+                       const double* sums_out, SumOracle&& sum_oracle) {
+    if (StepsInPass()) {
+      LazySink step(&lazy_, t, a * Oracles::SumScale(batch), u, acc);
+      BlockSinkSet set(oracles().problem(), &step);
+      sum_oracle();
+      return;
+    }
+    const double scale = sum_oracle();
+    BlockSums& sums = block_sums();
+    sums.Exchange(sums_out);
+    lazy_.UpdateBlocks(sums, t, a * scale, u, acc);
+  }
 
   Oracles& oracles() { return *context_.oracles; }
   Communicator& comm() { return *context_.comm; }

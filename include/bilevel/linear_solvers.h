@@ -90,9 +90,9 @@ struct CgScratch {
 // op.ApplyDirection(beta, r, p, hp): p <- r + beta p, hp = H p / op.ProductScale() (an operator
 // may leave its product's last scaling to CG's update, which multiplies hp anyway), returning
 // the local part of p . H p, so that an operator can fuse the direction's update, the copy it
-// sends and the dot product with its own passes. The vectors may be one rank's slices of distributed ones:
-// every dot product goes through op.Sum(local part), which returns the sum over the parts (so
-// 1 + 2 Sum calls per iteration). Stops early when the residual norm is at most `tolerance`,
+// sends and the dot product with its own passes. The vectors may be one rank's slices of
+// distributed ones: every dot product goes through op.Sum(local part), which returns the sum
+// over the parts (so 1 + 2 Sum calls per iteration). Stops early when the residual norm is at most `tolerance`,
 // or exactly zero, or below 1e-15 of the first one. Returns the number of iterations done.
 template <class Operator>
 int ConjugateGradient(Operator& op, ConstVecRef r0, VecRef v, int iterations, CgScratch* s,

@@ -35,21 +35,16 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
     // y <- f o y - alpha scale h on the union of the touched blocks, f = 1 - alpha s; the
     // other blocks' steps y <- f o y are deferred until they are read or the loop ends.
     // On one rank the problem may hand each block's sum to the step as it computes it
-    // (LazySink): the sums are then neither written to grad_y_ nor read back.
+    // (BlockSparseStep): the sums are then neither written to grad_y_ nor read back.
     BlockSums& sums = block_sums();
-    Problem& problem = oracles().problem();
-    const bool sink = comm().size() == 1 && problem.TakesBlockSink();
-    lazy_.Start(problem, x, alpha, sums.block_size(), /*zero=*/false);
+    lazy_.Start(oracles().problem(), x, alpha, sums.block_size(), /*zero=*/false);
     for (int t = 0; t < steps; ++t) {
       sampler().Draw(Split::kInner, batch_size, &batch_);
       lazy_.CatchUpBlocks(sums.Touch(Split::kInner, batch_), t, y_.data());
-      LazySink step(&lazy_, t, alpha * Oracles::SumScale(batch_), y_.data());
-      BlockSinkSet set(problem, sink ? &step : nullptr);
-      const double scale = oracles().GradYGSum(x, y_, batch_, grad_y_, /*omit_diagonal=*/true,
-                                               /*touched_only=*/true);
-      if (sink) continue;
-      sums.Exchange(grad_y_.data());
-      lazy_.UpdateBlocks(sums, t, alpha * scale, y_.data());
+      BlockSparseStep(t, alpha, batch_, y_.data(), nullptr, grad_y_.data(), [&] {
+        return oracles().GradYGSum(x, y_, batch_, grad_y_, /*omit_diagonal=*/true,
+                                   /*touched_only=*/true);
+      });
     }
     lazy_.CatchUpAll(steps, y_.data());
     return;
@@ -110,7 +105,7 @@ void Algorithm::InnerSteps(ConstVecRef x, int steps, Index batch_size,
       }
       comm().AllgatherSlices(whole, q_);
       y = whole;
-    } else if (comm().size() == 1 && batch->full() && oracles().problem().TakesBlockSink()) {
+    } else if (batch->full() && StepsInPass()) {
       // One rank, full batch: each block of the gradient takes its step as the problem's pass
       // forms it (StepSink), with no vector of sums written and read back.
       StepSink step(y_.data(), oracles().problem().BlockSize(),

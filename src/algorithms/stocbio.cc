@@ -90,18 +90,13 @@ void StocBio::BlockSparseSeries(ConstVecRef x) {
   // Factor j: r <- f o r - eta scale H_0(B_j) r, v <- v + r, f = 1 - eta s; the blocks B_j
   // does not touch take r <- f o r, v <- v + r later (lazy_).
   // (On one rank, where the problem takes a sink, each factor's step is made in its pass.)
-  Problem& problem = oracles().problem();
-  const bool sink = comm().size() == 1 && problem.TakesBlockSink();
   for (int j = 0; j < o.hessian_steps; ++j) {
     sampler().Draw(Split::kInner, o.EffectiveHessianBatch(), &batch_);
     lazy_.CatchUpBlocks(sums.Touch(Split::kInner, batch_), j, r_.data(), v_.data());
-    LazySink step(&lazy_, j, eta * Oracles::SumScale(batch_), r_.data(), v_.data());
-    BlockSinkSet set(problem, sink ? &step : nullptr);
-    const double scale = oracles().HessianVecSum(x, y_, r_, batch_, hv_, /*omit_diagonal=*/true,
-                                                 /*touched_only=*/true);
-    if (sink) continue;
-    sums.Exchange(hv_.data());
-    lazy_.UpdateBlocks(sums, j, eta * scale, r_.data(), v_.data());
+    BlockSparseStep(j, eta, batch_, r_.data(), v_.data(), hv_.data(), [&] {
+      return oracles().HessianVecSum(x, y_, r_, batch_, hv_, /*omit_diagonal=*/true,
+                                     /*touched_only=*/true);
+    });
   }
   // v = eta acc on the blocks the series touched; r is not needed any more.
   last_live_.swap(live_);
